@@ -1,0 +1,124 @@
+"""The ``minikafka`` command line. Each subcommand is a thin shell over a module of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from minikafka import __version__
+from minikafka.core import ConfigError, Safeguard
+
+__all__ = ["main"]
+
+
+def _explore(args: argparse.Namespace, console: Console) -> int:
+    from minikafka.explore import MACHINES, explore, render
+
+    if args.machine not in MACHINES:
+        console.print(
+            f"[red]unknown machine {args.machine!r}[/]; choose one of: {', '.join(MACHINES)}"
+        )
+        return 2
+    try:
+        broken = [Safeguard.from_name(name) for name in args.break_ or ()]
+    except ConfigError as error:
+        console.print(f"[red]{error}[/]")
+        return 2
+    options = dict(
+        broken=broken, max_examples=args.max_examples, step_count=args.steps, seed=args.seed
+    )
+    try:
+        if args.json:
+            result = explore(args.machine, **options)
+        else:
+            with Progress(
+                TextColumn("[bold]exploring {task.fields[machine]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("", total=args.max_examples, machine=args.machine)
+
+                def advance(count: int) -> None:
+                    progress.update(task, completed=min(count, args.max_examples))
+
+                result = explore(args.machine, on_example=advance, **options)
+    except ValueError as error:
+        console.print(f"[red]{error}[/]")
+        return 2
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        console.print(render(result))
+        if not result.held:
+            again = f"minikafka explore {args.machine}"
+            again += "".join(f" --break {name}" for name in result.broken)
+            if args.seed is not None:
+                again += f" --seed {args.seed}"
+            console.print(f"Replay it with: [bold]{again}[/]")
+    return 0 if result.held else 1
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minikafka",
+        description="A mini Kafka broker for learning what exactly-once really means.",
+    )
+    parser.add_argument("--version", action="version", version=f"minikafka {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    explore = commands.add_parser(
+        "explore",
+        help="run a hypothesis state machine against the broker and show what it finds",
+        description="Run a hypothesis state machine. Exit 0 when the invariants held, 1 with "
+        "a shrunk counterexample when they did not.",
+    )
+    explore.add_argument("machine", help="which machine: dedup")
+    explore.add_argument(
+        "--break",
+        dest="break_",
+        action="append",
+        metavar="SAFEGUARD",
+        help="switch a safeguard off, e.g. producer-dedup (repeatable)",
+    )
+    explore.add_argument("--max-examples", type=_positive, default=200, metavar="N")
+    explore.add_argument(
+        "--steps",
+        type=_positive,
+        default=50,
+        metavar="N",
+        help="the most steps in one example (default 50)",
+    )
+    explore.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed the search (default: derandomized, the same every run)",
+    )
+    explore.add_argument("--json", action="store_true", help="print the result as JSON")
+    explore.set_defaults(run=_explore)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    code: int = args.run(args, console)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,593 @@
+"""The broker: routes typed requests to logs and producer state, and models a crash.
+
+Rules for everything in ``core/``:
+
+1. The core never reads a clock, sleeps or does I/O. Time arrives as ``now`` (seconds, the
+   simulated clock of the layer above); whatever must happen later is the caller's to drive.
+2. Durable state (topic metadata, the flushed part of each log, the producer id block) is kept
+   apart from volatile state (producer state tables, the unflushed tail, the id counter).
+   ``crash()`` drops the volatile part; ``recover()`` rebuilds it from the durable part, by
+   replaying the logs, as Kafka does. That is the whole crash model.
+3. Bad input never raises: it gets a Kafka error code and a message that says what was wrong,
+   and a refused request changes nothing.
+4. Iterate only in insertion or sorted order, so the same requests give the same state.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+
+from minikafka.core.config import BrokerConfig, Safeguard
+from minikafka.core.errors import ErrorCode
+from minikafka.core.log import PartitionLog
+from minikafka.core.messages import (
+    ACKS_ALL,
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    BrokerMetadata,
+    CreatableTopic,
+    CreatableTopicResult,
+    CreateTopicsRequest,
+    CreateTopicsResponse,
+    FetchPartitionResponse,
+    FetchRequest,
+    FetchResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    ListOffsetsPartitionResponse,
+    ListOffsetsRequest,
+    ListOffsetsResponse,
+    MetadataRequest,
+    MetadataResponse,
+    PartitionMetadata,
+    ProducePartitionData,
+    ProducePartitionResponse,
+    ProduceRequest,
+    ProduceResponse,
+    Request,
+    Response,
+    TopicMetadata,
+)
+from minikafka.core.producer_state import (
+    BatchMetadata,
+    Duplicate,
+    ProducerStateTable,
+    Rejected,
+)
+from minikafka.core.records import MAX_SEQUENCE, RecordBatch
+
+__all__ = ["Broker", "BrokerSnapshot", "PartitionSnapshot", "ProducerSnapshot"]
+
+PRODUCER_ID_BLOCK_SIZE = 1000
+"""Kafka hands out producer ids in blocks of 1000, reserving each block durably first."""
+MAX_PRODUCER_ID = 2**63 - 1
+MAX_PRODUCER_EPOCH = 2**15 - 1
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+
+TopicPartitionKey = tuple[str, int]
+
+
+@attrs.frozen
+class ProducerSnapshot:
+    topic: str
+    partition: int
+    producer_id: int
+    producer_epoch: int
+    batches: tuple[BatchMetadata, ...]
+
+
+@attrs.frozen
+class PartitionSnapshot:
+    topic: str
+    partition: int
+    log_end_offset: int
+    high_watermark: int
+    batches: tuple[RecordBatch, ...]
+
+
+@attrs.frozen
+class BrokerSnapshot:
+    """Everything the broker holds, as values: for invariants, rendering and equality checks."""
+
+    running: bool
+    partitions: tuple[PartitionSnapshot, ...]
+    producers: tuple[ProducerSnapshot, ...]
+    next_producer_id: int
+    producer_id_block_end: int
+
+
+@attrs.define(eq=False)
+class _Disk:
+    """What survives a crash. Logs are truncated to their flushed offset on the way down."""
+
+    topics: dict[str, list[PartitionLog]] = attrs.Factory(dict)
+    producer_id_block_end: int = 0
+
+
+def topic_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a topic name (Kafka's rules), or None if it can."""
+    if not name:
+        return "a topic name cannot be empty"
+    if name in (".", ".."):
+        return f"a topic cannot be named {name!r}"
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        return f"a topic name has at most {MAX_TOPIC_NAME_LENGTH} characters, not {len(name)}"
+    if not _LEGAL_TOPIC_NAME.fullmatch(name):
+        return f"topic name {name!r} may only use ASCII letters, digits, '.', '_' and '-'"
+    if name.startswith("__"):
+        return f"topic names starting with '__' are reserved for internal topics ({name!r})"
+    return None
+
+
+class Broker:
+    """A single Kafka broker as a pure state machine: ``handle(request, now=...)``.
+
+    ``crash()`` takes it down, losing volatile state and the unflushed log tail;
+    ``recover()`` brings it back with producer state rebuilt from the log.
+    """
+
+    def __init__(self, config: BrokerConfig | None = None, *, node_id: int = 0) -> None:
+        self.config = config if config is not None else BrokerConfig()
+        self.node_id = node_id
+        self._disk = _Disk()
+        self.running = True
+        self._producer_states: dict[TopicPartitionKey, ProducerStateTable] = {}
+        self._next_producer_id = 0
+        # Logs with an unflushed tail, and when (seconds) the oldest unflushed append came.
+        self._dirty: dict[TopicPartitionKey, float] = {}
+        self._handlers: dict[type[Any], Callable[[Any, float], Response | None]] = {
+            ProduceRequest: self._handle_produce,
+            FetchRequest: self._handle_fetch,
+            ListOffsetsRequest: self._handle_list_offsets,
+            MetadataRequest: self._handle_metadata,
+            CreateTopicsRequest: self._handle_create_topics,
+            InitProducerIdRequest: self._handle_init_producer_id,
+        }
+
+    # --- the one entry point -------------------------------------------------------------
+
+    def handle(self, request: Request, *, now: float) -> Response | None:
+        """Answer one request at time ``now`` (seconds). Produce with acks=0 returns None."""
+        handler = self._handlers.get(type(request))
+        if handler is None:
+            raise TypeError(
+                f"Broker.handle takes a request from minikafka.core.messages, "
+                f"not {type(request).__name__}"
+            )
+        if not self.running:
+            return request.error_response(
+                ErrorCode.BROKER_NOT_AVAILABLE, "the broker is down; call recover() first"
+            )
+        if self._dirty:
+            self.tick(now)
+        return handler(request, now)
+
+    def tick(self, now: float) -> None:
+        """Let time pass: flush logs whose unflushed tail is older than the flush interval."""
+        interval_s = self.config.log_flush_interval_ms / 1000
+        for key, since in list(self._dirty.items()):
+            if now - since >= interval_s:
+                self.log(*key).flush()
+                del self._dirty[key]
+
+    # --- crash and recovery --------------------------------------------------------------
+
+    def crash(self) -> int:
+        """Stop at once: drop volatile state and every unflushed record. Returns records lost.
+
+        Crashing a broker that is already down does nothing.
+        """
+        if not self.running:
+            return 0
+        self.running = False
+        lost = 0
+        for logs in self._disk.topics.values():
+            for log in logs:
+                lost += log.truncate_to_flushed()
+        self._producer_states = {}
+        self._dirty = {}
+        self._next_producer_id = 0
+        return lost
+
+    def recover(self) -> None:
+        """Start again from disk: rebuild producer state by replaying every log."""
+        if self.running:
+            raise RuntimeError("recover() brings back a crashed broker; call crash() first")
+        for name, logs in self._disk.topics.items():
+            for log in logs:
+                table = ProducerStateTable()
+                for batch in log.batches():
+                    table.update(batch)
+                self._producer_states[(name, log.partition)] = table
+        # Never reuse an id: continue after the last block reserved on disk.
+        self._next_producer_id = self._disk.producer_id_block_end
+        self.running = True
+
+    def restart(self) -> int:
+        """``crash()`` then ``recover()``. Returns the number of records the crash lost."""
+        lost = self.crash()
+        self.recover()
+        return lost
+
+    # --- inspection ----------------------------------------------------------------------
+
+    def topics(self) -> dict[str, int]:
+        """Topic names and their partition counts, in creation order."""
+        return {name: len(logs) for name, logs in self._disk.topics.items()}
+
+    def log(self, topic: str, partition: int) -> PartitionLog:
+        """The log of one partition (for inspection; requests are the way to change it)."""
+        log = self._log(topic, partition)
+        if log is None:
+            raise KeyError(f"no partition {topic}-{partition}; create the topic first")
+        return log
+
+    def logs(self) -> Iterator[PartitionLog]:
+        for logs in self._disk.topics.values():
+            yield from logs
+
+    def producer_state(self, topic: str, partition: int) -> ProducerStateTable:
+        return self._producer_states.setdefault((topic, partition), ProducerStateTable())
+
+    def snapshot(self) -> BrokerSnapshot:
+        """The broker's whole state as values. Costs a walk over every log: not a hot path."""
+        partitions = tuple(
+            PartitionSnapshot(
+                log.topic,
+                log.partition,
+                log.log_end_offset,
+                log.high_watermark,
+                tuple(log.batches()),
+            )
+            for log in self.logs()
+        )
+        producers = tuple(
+            ProducerSnapshot(topic, partition, pid, entry.producer_epoch, tuple(entry.batches))
+            for (topic, partition), table in self._producer_states.items()
+            for pid, entry in table.entries.items()
+        )
+        return BrokerSnapshot(
+            running=self.running,
+            partitions=partitions,
+            producers=producers,
+            next_producer_id=self._next_producer_id,
+            producer_id_block_end=self._disk.producer_id_block_end,
+        )
+
+    def create_topic(self, name: str, partitions: int = 1, *, now: float = 0.0) -> None:
+        """Create a topic, raising ``ValueError`` with the broker's message if it cannot."""
+        response = self._handle_create_topics(
+            CreateTopicsRequest(topics=(CreatableTopic(name, partitions),)), now
+        )
+        result = response.topics[0]
+        if result.error_code is not ErrorCode.NONE:
+            raise ValueError(f"{result.error_code.name}: {result.error_message}")
+
+    # --- handlers ------------------------------------------------------------------------
+
+    def _log(self, topic: str, partition: int) -> PartitionLog | None:
+        logs = self._disk.topics.get(topic)
+        if logs is None or not 0 <= partition < len(logs):
+            return None
+        return logs[partition]
+
+    @staticmethod
+    def _unknown_partition(topic: str, partition: int) -> str:
+        return f"this broker has no partition {topic}-{partition}; create the topic first"
+
+    def _handle_produce(self, request: ProduceRequest, now: float) -> ProduceResponse | None:
+        if request.acks not in (0, 1, ACKS_ALL):
+            return request.error_response(
+                ErrorCode.INVALID_REQUIRED_ACKS,
+                f"acks must be 0, 1 or -1 (all), not {request.acks}",
+            )
+        now_ms = int(now * 1000)
+        results = [
+            self._produce_one(data, request.acks, now, now_ms) for data in request.partitions
+        ]
+        if request.acks == 0:
+            return None
+        return ProduceResponse(tuple(results))
+
+    def _produce_one(
+        self, data: ProducePartitionData, acks: int, now: float, now_ms: int
+    ) -> ProducePartitionResponse:
+        topic, partition, batch = data.topic, data.partition, data.batch
+        log = self._log(topic, partition)
+        if log is None:
+            return ProducePartitionResponse(
+                topic,
+                partition,
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                error_message=self._unknown_partition(topic, partition),
+            )
+        problem = self._batch_problem(batch)
+        if problem is not None:
+            error, message = problem
+            return ProducePartitionResponse(topic, partition, error, error_message=message)
+        key = (topic, partition)
+        table = None
+        if batch.producer_id >= 0:
+            table = self.producer_state(topic, partition)
+            verdict = table.validate(
+                batch,
+                check_sequence=self.config.enabled(Safeguard.PRODUCER_DEDUP),
+                check_epoch=self.config.enabled(Safeguard.EPOCH_FENCING),
+            )
+            if isinstance(verdict, Duplicate):
+                # A retry of an appended batch: success, with the offset it got the first time.
+                return ProducePartitionResponse(
+                    topic,
+                    partition,
+                    base_offset=verdict.original.first_offset,
+                    log_start_offset=log.log_start_offset,
+                )
+            if isinstance(verdict, Rejected):
+                return ProducePartitionResponse(
+                    topic, partition, verdict.error, error_message=verdict.message
+                )
+        stamped = log.append(batch)
+        if table is not None:
+            table.update(stamped)
+        if acks == ACKS_ALL:
+            log.flush()
+            self._dirty.pop(key, None)
+        else:
+            self._dirty.setdefault(key, now)
+        return ProducePartitionResponse(
+            topic, partition, base_offset=stamped.base_offset, log_start_offset=log.log_start_offset
+        )
+
+    def _batch_problem(self, batch: RecordBatch) -> tuple[ErrorCode, str] | None:
+        if not batch.records:
+            return ErrorCode.INVALID_RECORD, "a batch must hold at least one record"
+        if batch.is_control:
+            return ErrorCode.INVALID_RECORD, "clients may not write control batches (markers)"
+        if batch.is_transactional:
+            return (
+                ErrorCode.INVALID_TXN_STATE,
+                f"producer {batch.producer_id} sent a transactional batch, but it has no "
+                "ongoing transaction on this partition",
+            )
+        if batch.producer_id < -1 or batch.producer_id > MAX_PRODUCER_ID:
+            return ErrorCode.INVALID_RECORD, f"invalid producer id {batch.producer_id}"
+        if batch.producer_id >= 0:
+            if not 0 <= batch.producer_epoch <= MAX_PRODUCER_EPOCH:
+                return (
+                    ErrorCode.INVALID_RECORD,
+                    f"producer epoch must be between 0 and {MAX_PRODUCER_EPOCH}, "
+                    f"not {batch.producer_epoch}",
+                )
+            if not 0 <= batch.base_sequence <= MAX_SEQUENCE:
+                return (
+                    ErrorCode.INVALID_RECORD,
+                    f"base sequence must be between 0 and {MAX_SEQUENCE}, "
+                    f"not {batch.base_sequence}",
+                )
+        size = batch.size_bytes
+        if size > self.config.message_max_bytes:
+            return (
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"the batch is {size} bytes; message_max_bytes is {self.config.message_max_bytes}",
+            )
+        return None
+
+    def _handle_fetch(self, request: FetchRequest, now: float) -> FetchResponse:
+        if request.max_bytes < 0:
+            return request.error_response(
+                ErrorCode.INVALID_REQUEST, f"max_bytes must be 0 or more, not {request.max_bytes}"
+            )
+        remaining = request.max_bytes
+        results = []
+        for wanted in request.partitions:
+            topic, partition, offset = wanted.topic, wanted.partition, wanted.fetch_offset
+            log = self._log(topic, partition)
+            if log is None:
+                results.append(
+                    FetchPartitionResponse(
+                        topic=topic,
+                        partition=partition,
+                        error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                        error_message=self._unknown_partition(topic, partition),
+                    )
+                )
+                continue
+            # Simplified until transactions exist: the last stable offset is the high watermark.
+            answer = functools.partial(
+                FetchPartitionResponse,
+                topic=topic,
+                partition=partition,
+                high_watermark=log.high_watermark,
+                last_stable_offset=log.high_watermark,
+                log_start_offset=log.log_start_offset,
+            )
+            if wanted.partition_max_bytes <= 0:
+                results.append(
+                    answer(
+                        error_code=ErrorCode.INVALID_FETCH_SIZE,
+                        error_message="partition_max_bytes must be positive, "
+                        f"not {wanted.partition_max_bytes}",
+                    )
+                )
+                continue
+            if not log.log_start_offset <= offset <= log.log_end_offset:
+                results.append(
+                    answer(
+                        error_code=ErrorCode.OFFSET_OUT_OF_RANGE,
+                        error_message=f"fetch offset {offset} is outside "
+                        f"[{log.log_start_offset}, {log.log_end_offset}] of {topic}-{partition}",
+                    )
+                )
+                continue
+            upper_bound = log.high_watermark
+            batches: list[RecordBatch] = []
+            if offset < upper_bound and remaining > 0:
+                batches = log.fetch(
+                    offset,
+                    upper_bound=upper_bound,
+                    max_bytes=min(wanted.partition_max_bytes, remaining),
+                )
+                remaining -= sum(batch.size_bytes for batch in batches)
+            results.append(answer(batches=tuple(batches)))
+        return FetchResponse(tuple(results))
+
+    def _handle_list_offsets(self, request: ListOffsetsRequest, now: float) -> ListOffsetsResponse:
+        results = []
+        for wanted in request.partitions:
+            topic, partition, timestamp = wanted.topic, wanted.partition, wanted.timestamp
+            log = self._log(topic, partition)
+            if log is None:
+                results.append(
+                    ListOffsetsPartitionResponse(
+                        topic,
+                        partition,
+                        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                        error_message=self._unknown_partition(topic, partition),
+                    )
+                )
+            elif timestamp == EARLIEST_TIMESTAMP:
+                results.append(
+                    ListOffsetsPartitionResponse(topic, partition, offset=log.log_start_offset)
+                )
+            elif timestamp == LATEST_TIMESTAMP:
+                # read_committed gets the last stable offset, which equals the HW until
+                # transactions exist.
+                results.append(
+                    ListOffsetsPartitionResponse(topic, partition, offset=log.high_watermark)
+                )
+            elif timestamp >= 0:
+                found = log.offset_for_timestamp(timestamp, upper_bound=log.high_watermark)
+                found_ts = log.record_at(found).timestamp if found >= 0 else -1
+                results.append(
+                    ListOffsetsPartitionResponse(topic, partition, timestamp=found_ts, offset=found)
+                )
+            else:
+                results.append(
+                    ListOffsetsPartitionResponse(
+                        topic,
+                        partition,
+                        ErrorCode.INVALID_REQUEST,
+                        error_message=f"timestamp {timestamp} is not supported: use -1 "
+                        "(latest), -2 (earliest) or a time in milliseconds",
+                    )
+                )
+        return ListOffsetsResponse(tuple(results))
+
+    def _topic_metadata(self, name: str) -> TopicMetadata:
+        logs = self._disk.topics[name]
+        return TopicMetadata(
+            name=name,
+            partitions=tuple(PartitionMetadata(log.partition, self.node_id) for log in logs),
+        )
+
+    def _handle_metadata(self, request: MetadataRequest, now: float) -> MetadataResponse:
+        names = list(self._disk.topics) if request.topics is None else list(request.topics)
+        topics = []
+        for name in names:
+            if name in self._disk.topics:
+                topics.append(self._topic_metadata(name))
+                continue
+            problem = topic_name_problem(name)
+            if problem is not None:
+                topics.append(
+                    TopicMetadata(
+                        name=name,
+                        error_code=ErrorCode.INVALID_TOPIC_EXCEPTION,
+                        error_message=problem,
+                    )
+                )
+            elif request.allow_auto_topic_creation and self.config.auto_create_topics_enable:
+                # Simplified: Kafka first answers LEADER_NOT_AVAILABLE for a topic it has just
+                # auto-created; with one broker the leader exists at once.
+                self._create(name, self.config.num_partitions)
+                topics.append(self._topic_metadata(name))
+            else:
+                topics.append(
+                    TopicMetadata(
+                        name=name,
+                        error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                        error_message=f"topic {name!r} does not exist and auto-creation is off",
+                    )
+                )
+        return MetadataResponse(
+            brokers=(BrokerMetadata(self.node_id, "minikafka", 9092),),
+            topics=tuple(topics),
+            controller_id=self.node_id,
+        )
+
+    def _create(self, name: str, num_partitions: int) -> None:
+        self._disk.topics[name] = [PartitionLog(name, p) for p in range(num_partitions)]
+
+    def _handle_create_topics(
+        self, request: CreateTopicsRequest, now: float
+    ) -> CreateTopicsResponse:
+        counts: dict[str, int] = {}
+        for topic in request.topics:
+            counts[topic.name] = counts.get(topic.name, 0) + 1
+        results = []
+        for topic in request.topics:
+            result = self._create_one(topic, counts[topic.name] > 1, request.validate_only)
+            results.append(result)
+        return CreateTopicsResponse(tuple(results))
+
+    def _create_one(
+        self, topic: CreatableTopic, repeated: bool, validate_only: bool
+    ) -> CreatableTopicResult:
+        name = topic.name
+        partitions = (
+            self.config.num_partitions if topic.num_partitions == -1 else topic.num_partitions
+        )
+
+        def refuse(error: ErrorCode, message: str) -> CreatableTopicResult:
+            return CreatableTopicResult(name, error, error_message=message)
+
+        if repeated:
+            return refuse(
+                ErrorCode.INVALID_REQUEST, f"topic {name!r} is named twice in one request"
+            )
+        problem = topic_name_problem(name)
+        if problem is not None:
+            return refuse(ErrorCode.INVALID_TOPIC_EXCEPTION, problem)
+        if name in self._disk.topics:
+            return refuse(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+        if not 1 <= partitions <= self.config.max_partitions_per_topic:
+            return refuse(
+                ErrorCode.INVALID_PARTITIONS,
+                f"a topic needs between 1 and {self.config.max_partitions_per_topic} "
+                f"partitions, not {topic.num_partitions}",
+            )
+        if topic.replication_factor not in (-1, 1):
+            return refuse(
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                f"this cluster has one broker, so the replication factor must be 1, "
+                f"not {topic.replication_factor}",
+            )
+        if not validate_only:
+            self._create(name, partitions)
+        return CreatableTopicResult(name, num_partitions=partitions)
+
+    def _handle_init_producer_id(
+        self, request: InitProducerIdRequest, now: float
+    ) -> InitProducerIdResponse:
+        if request.transactional_id is not None:
+            return request.error_response(
+                ErrorCode.INVALID_REQUEST,
+                "this broker has no transaction coordinator yet; "
+                "leave transactional_id unset for an idempotent producer",
+            )
+        # Kafka ignores any producer id and epoch sent without a transactional id: a fresh id.
+        return InitProducerIdResponse(producer_id=self._allocate_producer_id(), producer_epoch=0)
+
+    def _allocate_producer_id(self) -> int:
+        if self._next_producer_id >= self._disk.producer_id_block_end:
+            # Reserve the next block on disk before handing out any id from it.
+            self._disk.producer_id_block_end = self._next_producer_id + PRODUCER_ID_BLOCK_SIZE
+        producer_id = self._next_producer_id
+        self._next_producer_id += 1
+        return producer_id

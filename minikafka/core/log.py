@@ -1,0 +1,148 @@
+"""The partition log: whole batches at increasing offsets, and the marks that move over them.
+
+What this module must not know: producers, transactions, time or I/O. It stores batches as
+they come, answers reads, and knows which part of itself a crash cannot take away.
+
+One broker stands for a whole replica set here. What Kafka calls "replicated to the ISR" is
+"flushed" here: the high watermark is the flushed offset, so a consumer never reads a record
+that a crash can still take back, exactly as Kafka's consumers never read above the HW.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+
+import attrs
+
+from minikafka.core.records import Record, RecordBatch
+
+__all__ = ["PartitionLog"]
+
+
+@attrs.define(eq=False)
+class PartitionLog:
+    """One partition's log: batches by base offset, a log end offset, a high watermark.
+
+    Offsets are found by bisecting the batch base offsets; a fetch costs what it returns.
+    Simplified: no segments and no retention, so the log start offset stays 0.
+    """
+
+    topic: str
+    partition: int
+    _batches: list[RecordBatch] = attrs.Factory(list)
+    _base_offsets: list[int] = attrs.Factory(list)
+    _sizes: list[int] = attrs.Factory(list)
+    # Running maximum of batch timestamps, so a lookup by time is a bisect (Kafka's time index).
+    _max_timestamps: list[int] = attrs.Factory(list)
+    log_end_offset: int = 0
+    flushed_offset: int = 0
+    log_start_offset: int = 0
+
+    @property
+    def high_watermark(self) -> int:
+        """The offset below which every record is durable, and so readable by consumers."""
+        return self.flushed_offset
+
+    @property
+    def batch_count(self) -> int:
+        return len(self._batches)
+
+    def append(self, batch: RecordBatch) -> RecordBatch:
+        """Append a whole batch at the log end and return it stamped with its base offset."""
+        stamped = attrs.evolve(batch, base_offset=self.log_end_offset)
+        self._batches.append(stamped)
+        self._base_offsets.append(self.log_end_offset)
+        self._sizes.append(stamped.size_bytes)
+        batch_max = max((record.timestamp for record in batch.records), default=0)
+        previous_max = self._max_timestamps[-1] if self._max_timestamps else batch_max
+        self._max_timestamps.append(max(previous_max, batch_max))
+        self.log_end_offset += len(batch.records)
+        return stamped
+
+    def flush(self) -> None:
+        """Make everything appended so far durable; the high watermark moves to the log end."""
+        self.flushed_offset = self.log_end_offset
+
+    @property
+    def unflushed(self) -> bool:
+        return self.flushed_offset < self.log_end_offset
+
+    def truncate_to_flushed(self) -> int:
+        """Drop the batches a crash takes with it (those not flushed). Returns records lost."""
+        lost = self.log_end_offset - self.flushed_offset
+        while self._base_offsets and self._base_offsets[-1] >= self.flushed_offset:
+            self._batches.pop()
+            self._base_offsets.pop()
+            self._sizes.pop()
+            self._max_timestamps.pop()
+        self.log_end_offset = self.flushed_offset
+        return lost
+
+    def batch_index(self, offset: int) -> int:
+        """Index of the batch holding ``offset``; ``batch_count`` at or past the log end."""
+        if offset >= self.log_end_offset:
+            return len(self._batches)
+        return max(bisect.bisect_right(self._base_offsets, offset) - 1, 0)
+
+    def fetch(
+        self,
+        offset: int,
+        *,
+        upper_bound: int | None = None,
+        max_bytes: int | None = None,
+        max_records: int | None = None,
+    ) -> list[RecordBatch]:
+        """Whole batches holding ``offset`` and what follows, below ``upper_bound``.
+
+        The first batch may start before ``offset``: batches stay whole and the reader skips
+        records below the offset it asked for, as Kafka's consumer does. At least one batch
+        is returned even if it is larger than ``max_bytes`` (KIP-74), so a reader never
+        stalls. ``offset`` must lie between the log start offset and the log end offset.
+        """
+        if not self.log_start_offset <= offset <= self.log_end_offset:
+            raise ValueError(
+                f"offset {offset} is outside the log of {self.topic}-{self.partition} "
+                f"[{self.log_start_offset}, {self.log_end_offset}]"
+            )
+        bound = self.log_end_offset if upper_bound is None else upper_bound
+        result: list[RecordBatch] = []
+        index = self.batch_index(offset)
+        total_bytes = 0
+        total_records = 0
+        while index < len(self._batches) and self._base_offsets[index] < bound:
+            batch = self._batches[index]
+            size = self._sizes[index]
+            if result and max_bytes is not None and total_bytes + size > max_bytes:
+                break
+            result.append(batch)
+            total_bytes += size
+            total_records += batch.next_offset - max(offset, batch.base_offset)
+            if max_records is not None and total_records >= max_records:
+                break
+            index += 1
+        return result
+
+    def offset_for_timestamp(self, timestamp: int, *, upper_bound: int | None = None) -> int:
+        """The first offset whose record timestamp is at least ``timestamp``, or -1."""
+        index = bisect.bisect_left(self._max_timestamps, timestamp)
+        bound = self.log_end_offset if upper_bound is None else upper_bound
+        if index >= len(self._batches) or self._base_offsets[index] >= bound:
+            return -1
+        batch = self._batches[index]
+        for position, record in enumerate(batch.records):
+            if record.timestamp >= timestamp:
+                return batch.base_offset + position
+        return -1  # pragma: no cover - the running maximum guarantees a hit above
+
+    def record_at(self, offset: int) -> Record:
+        """The record stored at ``offset`` (for inspection and tests)."""
+        if not self.log_start_offset <= offset < self.log_end_offset:
+            raise IndexError(f"no record at offset {offset} in {self.topic}-{self.partition}")
+        batch = self._batches[self.batch_index(offset)]
+        return batch.records[offset - batch.base_offset]
+
+    def batches(self, start_index: int = 0) -> Iterator[RecordBatch]:
+        """The stored batches in offset order, from ``start_index`` (replay and rendering)."""
+        for index in range(start_index, len(self._batches)):
+            yield self._batches[index]

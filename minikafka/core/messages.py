@@ -1,0 +1,348 @@
+"""Typed requests and responses, named after Kafka's APIs.
+
+Each request names its API (``api_name``, Kafka's key and name), so a fault plan or a trace can
+say "the 3rd Produce". Each request can also build the response that refuses it as a whole
+(``error_response``): the broker uses it while it is down and for malformed requests.
+
+Simplified: Kafka nests partitions under topics; these messages list (topic, partition)
+entries flat, in request order. Fields keep Kafka's names and units (``*_ms``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+import attrs
+
+from minikafka.core.errors import ErrorCode
+from minikafka.core.records import RecordBatch
+
+__all__ = [
+    "ACKS_ALL",
+    "EARLIEST_TIMESTAMP",
+    "LATEST_TIMESTAMP",
+    "AbortedTransaction",
+    "BrokerMetadata",
+    "CreatableTopic",
+    "CreatableTopicResult",
+    "CreateTopicsRequest",
+    "CreateTopicsResponse",
+    "FetchPartition",
+    "FetchPartitionResponse",
+    "FetchRequest",
+    "FetchResponse",
+    "InitProducerIdRequest",
+    "InitProducerIdResponse",
+    "IsolationLevel",
+    "ListOffsetsPartition",
+    "ListOffsetsPartitionResponse",
+    "ListOffsetsRequest",
+    "ListOffsetsResponse",
+    "MetadataRequest",
+    "MetadataResponse",
+    "PartitionMetadata",
+    "ProducePartitionData",
+    "ProducePartitionResponse",
+    "ProduceRequest",
+    "ProduceResponse",
+    "Request",
+    "Response",
+    "TopicMetadata",
+]
+
+ACKS_ALL = -1
+"""``acks="all"`` on the wire."""
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+
+
+class IsolationLevel(enum.IntEnum):
+    READ_UNCOMMITTED = 0
+    READ_COMMITTED = 1
+
+
+# --- Produce (API key 0) -------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class ProducePartitionData:
+    topic: str
+    partition: int
+    batch: RecordBatch
+
+
+@attrs.frozen(slots=True)
+class ProducePartitionResponse:
+    topic: str
+    partition: int
+    error_code: ErrorCode = ErrorCode.NONE
+    base_offset: int = -1
+    log_append_time_ms: int = -1
+    log_start_offset: int = -1
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True)
+class ProduceResponse:
+    partitions: tuple[ProducePartitionResponse, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ProduceRequest:
+    """One batch per partition. ``acks`` is 0, 1 or -1 (``ACKS_ALL``); acks=0 gets no answer."""
+
+    api_key: ClassVar[int] = 0
+    api_name: ClassVar[str] = "Produce"
+
+    partitions: tuple[ProducePartitionData, ...]
+    acks: int = ACKS_ALL
+    timeout_ms: int = 30_000
+    transactional_id: str | None = None
+
+    def error_response(self, error: ErrorCode, message: str) -> ProduceResponse:
+        return ProduceResponse(
+            tuple(
+                ProducePartitionResponse(p.topic, p.partition, error, error_message=message)
+                for p in self.partitions
+            )
+        )
+
+
+# --- Fetch (API key 1) ---------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class FetchPartition:
+    topic: str
+    partition: int
+    fetch_offset: int
+    partition_max_bytes: int = 1_048_576
+
+
+@attrs.frozen(slots=True)
+class AbortedTransaction:
+    producer_id: int
+    first_offset: int
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FetchPartitionResponse:
+    topic: str
+    partition: int
+    error_code: ErrorCode = ErrorCode.NONE
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    aborted_transactions: tuple[AbortedTransaction, ...] = ()
+    batches: tuple[RecordBatch, ...] = ()
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True)
+class FetchResponse:
+    partitions: tuple[FetchPartitionResponse, ...]
+    error_code: ErrorCode = ErrorCode.NONE
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FetchRequest:
+    """Simplified: the core answers at once; waiting for ``min_bytes`` is the caller's job."""
+
+    api_key: ClassVar[int] = 1
+    api_name: ClassVar[str] = "Fetch"
+
+    partitions: tuple[FetchPartition, ...]
+    isolation_level: IsolationLevel = IsolationLevel.READ_UNCOMMITTED
+    max_bytes: int = 52_428_800
+    max_wait_ms: int = 500
+    min_bytes: int = 1
+
+    def error_response(self, error: ErrorCode, message: str) -> FetchResponse:
+        return FetchResponse(
+            tuple(
+                FetchPartitionResponse(
+                    topic=p.topic, partition=p.partition, error_code=error, error_message=message
+                )
+                for p in self.partitions
+            ),
+            error_code=error,
+        )
+
+
+# --- ListOffsets (API key 2) ---------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class ListOffsetsPartition:
+    """``timestamp`` is ``LATEST_TIMESTAMP`` (-1), ``EARLIEST_TIMESTAMP`` (-2) or a time in ms."""
+
+    topic: str
+    partition: int
+    timestamp: int = LATEST_TIMESTAMP
+
+
+@attrs.frozen(slots=True)
+class ListOffsetsPartitionResponse:
+    topic: str
+    partition: int
+    error_code: ErrorCode = ErrorCode.NONE
+    timestamp: int = -1
+    offset: int = -1
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True)
+class ListOffsetsResponse:
+    partitions: tuple[ListOffsetsPartitionResponse, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class ListOffsetsRequest:
+    api_key: ClassVar[int] = 2
+    api_name: ClassVar[str] = "ListOffsets"
+
+    partitions: tuple[ListOffsetsPartition, ...]
+    isolation_level: IsolationLevel = IsolationLevel.READ_UNCOMMITTED
+
+    def error_response(self, error: ErrorCode, message: str) -> ListOffsetsResponse:
+        return ListOffsetsResponse(
+            tuple(
+                ListOffsetsPartitionResponse(p.topic, p.partition, error, error_message=message)
+                for p in self.partitions
+            )
+        )
+
+
+# --- Metadata (API key 3) ------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class BrokerMetadata:
+    node_id: int
+    host: str
+    port: int
+
+
+@attrs.frozen(slots=True)
+class PartitionMetadata:
+    partition: int
+    leader_id: int
+    error_code: ErrorCode = ErrorCode.NONE
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class TopicMetadata:
+    name: str
+    error_code: ErrorCode = ErrorCode.NONE
+    partitions: tuple[PartitionMetadata, ...] = ()
+    is_internal: bool = False
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class MetadataResponse:
+    brokers: tuple[BrokerMetadata, ...] = ()
+    topics: tuple[TopicMetadata, ...] = ()
+    controller_id: int = -1
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class MetadataRequest:
+    """``topics=None`` asks for every topic; a listed unknown topic may be auto-created."""
+
+    api_key: ClassVar[int] = 3
+    api_name: ClassVar[str] = "Metadata"
+
+    topics: tuple[str, ...] | None = None
+    allow_auto_topic_creation: bool = True
+
+    def error_response(self, error: ErrorCode, message: str) -> MetadataResponse:
+        return MetadataResponse(
+            topics=tuple(
+                TopicMetadata(name=name, error_code=error, error_message=message)
+                for name in self.topics or ()
+            )
+        )
+
+
+# --- CreateTopics (API key 19) -------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class CreatableTopic:
+    name: str
+    num_partitions: int = 1
+    replication_factor: int = 1
+
+
+@attrs.frozen(slots=True)
+class CreatableTopicResult:
+    name: str
+    error_code: ErrorCode = ErrorCode.NONE
+    num_partitions: int = -1
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True)
+class CreateTopicsResponse:
+    topics: tuple[CreatableTopicResult, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class CreateTopicsRequest:
+    api_key: ClassVar[int] = 19
+    api_name: ClassVar[str] = "CreateTopics"
+
+    topics: tuple[CreatableTopic, ...]
+    validate_only: bool = False
+
+    def error_response(self, error: ErrorCode, message: str) -> CreateTopicsResponse:
+        return CreateTopicsResponse(
+            tuple(CreatableTopicResult(t.name, error, error_message=message) for t in self.topics)
+        )
+
+
+# --- InitProducerId (API key 22) -----------------------------------------------------------
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class InitProducerIdResponse:
+    error_code: ErrorCode = ErrorCode.NONE
+    producer_id: int = -1
+    producer_epoch: int = -1
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class InitProducerIdRequest:
+    """Without a ``transactional_id``, asks for a fresh producer id at epoch 0."""
+
+    api_key: ClassVar[int] = 22
+    api_name: ClassVar[str] = "InitProducerId"
+
+    transactional_id: str | None = None
+    transaction_timeout_ms: int = 60_000
+    producer_id: int = -1
+    producer_epoch: int = -1
+
+    def error_response(self, error: ErrorCode, message: str) -> InitProducerIdResponse:
+        return InitProducerIdResponse(error_code=error, error_message=message)
+
+
+Request = (
+    ProduceRequest
+    | FetchRequest
+    | ListOffsetsRequest
+    | MetadataRequest
+    | CreateTopicsRequest
+    | InitProducerIdRequest
+)
+Response = (
+    ProduceResponse
+    | FetchResponse
+    | ListOffsetsResponse
+    | MetadataResponse
+    | CreateTopicsResponse
+    | InitProducerIdResponse
+)

@@ -1,0 +1,222 @@
+"""``minikafka explore``: run a hypothesis state machine and show what it found.
+
+A person runs this to watch an invariant hold, or, with ``--break``, to watch hypothesis find and
+shrink the counterexample that a missing safeguard allows. The search itself is hypothesis's;
+this module picks the machine, counts examples for the progress bar, and draws the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import hypothesis
+from hypothesis import HealthCheck, settings
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import get_state_machine_test
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from minikafka.core import Safeguard
+from minikafka.testing.dedup import TOPIC, IdempotenceMachine
+
+__all__ = ["MACHINES", "ExploreResult", "LogRow", "explore", "render"]
+
+
+@attrs.frozen
+class MachineInfo:
+    machine: type[IdempotenceMachine]
+    safeguards: tuple[Safeguard, ...]
+    """The safeguards whose absence this machine can show."""
+    promise: str
+
+
+MACHINES: dict[str, MachineInfo] = {
+    "dedup": MachineInfo(
+        IdempotenceMachine,
+        (Safeguard.PRODUCER_DEDUP,),
+        "every record a producer sends lands once, acknowledged ones at the offset the "
+        "acknowledgement gave, in send order",
+    ),
+}
+
+
+@attrs.frozen
+class LogRow:
+    topic: str
+    partition: int
+    offset: int
+    value: str
+    producer_id: int
+    producer_epoch: int
+    sequence: int
+    duplicate: bool
+
+
+@attrs.frozen
+class ExploreResult:
+    machine: str
+    broken: tuple[str, ...]
+    held: bool
+    examples: int
+    max_examples: int
+    seed: int | None
+    error: str | None = None
+    steps: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
+    healing: tuple[str, ...] = ()
+    log: tuple[LogRow, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def _log_rows(machine: IdempotenceMachine) -> tuple[LogRow, ...]:
+    rows = []
+    for partition in range(machine.partitions):
+        for batch in machine.broker.log(TOPIC, partition).batches():
+            for position, record in enumerate(batch.records):
+                value = record.value or b""
+                rows.append(
+                    LogRow(
+                        TOPIC,
+                        partition,
+                        batch.base_offset + position,
+                        value.decode(errors="replace"),
+                        batch.producer_id,
+                        batch.producer_epoch,
+                        batch.base_sequence + position if batch.base_sequence >= 0 else -1,
+                        len(machine.seen_at.get(value, ())) > 1,
+                    )
+                )
+    return tuple(rows)
+
+
+def explore(
+    name: str,
+    *,
+    broken: Iterable[Safeguard] = (),
+    max_examples: int = 200,
+    step_count: int = 50,
+    seed: int | None = None,
+    on_example: Callable[[int], None] | None = None,
+) -> ExploreResult:
+    """Run machine ``name`` (with ``broken`` safeguards off) and return what happened."""
+    info = MACHINES[name]
+    broken = tuple(broken)
+    for safeguard in broken:
+        if safeguard not in info.safeguards:
+            choices = ", ".join(s.value for s in info.safeguards)
+            raise ValueError(
+                f"the {name} machine does not exercise {safeguard.value}; it can break: {choices}"
+            )
+    machine_cls = info.machine.breaking(*broken) if broken else info.machine
+    runs: list[IdempotenceMachine] = []
+
+    def factory() -> IdempotenceMachine:
+        machine = machine_cls()
+        runs[:] = [machine]
+        count[0] += 1
+        if on_example is not None:
+            on_example(count[0])
+        return machine
+
+    count = [0]
+    chosen = settings(
+        max_examples=max_examples,
+        stateful_step_count=step_count,
+        deadline=None,
+        database=None,
+        derandomize=seed is None,
+        print_blob=False,
+        report_multiple_bugs=False,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    # hypothesis takes any zero-argument callable that returns a machine.
+    test = get_state_machine_test(factory, settings=chosen)  # type: ignore[arg-type]
+    if seed is not None:
+        test = hypothesis.seed(seed)(test)
+    report: list[object] = []
+    result = dict(
+        machine=name,
+        broken=tuple(s.value for s in broken),
+        max_examples=max_examples,
+        seed=seed,
+    )
+    try:
+        with with_reporter(report.append):
+            test()
+    except AssertionError as failure:
+        minimal = runs[-1]
+        return ExploreResult(
+            held=False,
+            examples=count[0],
+            error=str(failure).splitlines()[0],
+            steps=tuple(line.text for line in minimal.steps),
+            setup=tuple(line.text for line in minimal.story if line.phase == "setup"),
+            healing=tuple(line.text for line in minimal.story if line.phase == "heal"),
+            log=_log_rows(minimal),
+            **result,  # type: ignore[arg-type]
+        )
+    return ExploreResult(held=True, examples=count[0], **result)  # type: ignore[arg-type]
+
+
+def render(result: ExploreResult) -> Group:
+    """The verdict, and for a counterexample its steps and the partition log."""
+    info = MACHINES[result.machine]
+    off = ", ".join(result.broken) if result.broken else "none"
+    if result.held:
+        verdict = Panel(
+            Text.assemble(
+                ("The invariants held", "bold green"),
+                f" over {result.examples} examples.\n",
+                f"Promise: {info.promise}.\nSafeguards switched off: {off}.",
+            ),
+            title=f"explore {result.machine}",
+            border_style="green",
+        )
+        return Group(verdict)
+    parts: list[Any] = [
+        Panel(
+            Text.assemble(
+                ("Counterexample found", "bold red"),
+                f" after {result.examples} runs (shrunk to {len(result.steps)} steps):\n",
+                (result.error or "", "red"),
+                f"\nSafeguards switched off: {off}.",
+            ),
+            title=f"explore {result.machine}",
+            border_style="red",
+        )
+    ]
+    steps = Table(title="The shortest failing run", show_header=False, box=None, padding=(0, 1))
+    steps.add_column(justify="right", style="bold")
+    steps.add_column()
+    for line in result.setup:
+        steps.add_row("set-up", line)
+    for number, line in enumerate(result.steps, 1):
+        steps.add_row(f"{number}.", line)
+    for line in result.healing:
+        steps.add_row("then", Text(line, style="dim"))
+    parts.append(steps)
+    log = Table(title=f"The log of {TOPIC!r} after the run", header_style="bold")
+    for column in ("partition", "offset", "value", "producer id", "epoch", "sequence"):
+        log.add_column(column, justify="right" if column != "value" else "left")
+    for row in result.log:
+        log.add_row(
+            str(row.partition),
+            str(row.offset),
+            row.value + ("  <- duplicate" if row.duplicate else ""),
+            str(row.producer_id),
+            str(row.producer_epoch),
+            str(row.sequence),
+            style="bold red" if row.duplicate else None,
+        )
+    parts.append(log)
+    return Group(*parts)
+
+
+def print_result(result: ExploreResult, console: Console) -> None:
+    console.print(render(result))
