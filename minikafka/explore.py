@@ -202,16 +202,19 @@ def render(result: ExploreResult) -> Group:
         steps.add_row("then", Text(line, style="dim"))
     parts.append(steps)
     log = Table(title=f"The log of {TOPIC!r} after the run", header_style="bold")
-    for column in ("partition", "offset", "value", "producer id", "epoch", "sequence"):
-        log.add_column(column, justify="right" if column != "value" else "left")
+    for column in ("partition", "offset", "value", "producer", "epoch", "sequence", "note"):
+        log.add_column(
+            column, justify="left" if column in ("value", "note") else "right", no_wrap=True
+        )
     for row in result.log:
         log.add_row(
             str(row.partition),
             str(row.offset),
-            row.value + ("  <- duplicate" if row.duplicate else ""),
+            row.value,
             str(row.producer_id),
             str(row.producer_epoch),
             str(row.sequence),
+            "duplicate" if row.duplicate else "",
             style="bold red" if row.duplicate else None,
         )
     parts.append(log)

@@ -203,7 +203,7 @@ class IdempotenceMachine(RuleBasedStateMachine):
         client = self.producers[index]
         values = []
         for _ in range(records):
-            value = f"{self.names[index]}/{next(self._values)}".encode()
+            value = f"r{next(self._values)}".encode()
             handle = client.send(tp, Record(value), now=self.now)
             entry = SentRecord(value, self.names[index], tp, len(self.sent))
             self.sent[value] = entry

@@ -1,0 +1,131 @@
+"""Hypothesis strategies for minikafka's messages: any field values of the right types.
+
+They draw mostly sensible values with a generous share of hostile ones (negative offsets,
+unknown topics, huge sequence numbers, stale epochs), for fuzzing ``Broker.handle``.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from minikafka.core.messages import (
+    CreatableTopic,
+    CreateTopicsRequest,
+    FetchPartition,
+    FetchRequest,
+    InitProducerIdRequest,
+    IsolationLevel,
+    ListOffsetsPartition,
+    ListOffsetsRequest,
+    MetadataRequest,
+    ProducePartitionData,
+    ProduceRequest,
+    Request,
+)
+from minikafka.core.records import MAX_SEQUENCE, Record, RecordBatch
+
+__all__ = ["batches", "records", "requests", "topic_names"]
+
+KNOWN_TOPICS = ("payments", "ledger")
+
+
+def topic_names() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(KNOWN_TOPICS),
+        st.sampled_from(["", ".", "..", "__internal", "bad name", "x" * 250, "new-topic"]),
+        st.text(max_size=12),
+    )
+
+
+def _small_or_any(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.one_of(st.integers(low, high), st.integers())
+
+
+def records() -> st.SearchStrategy[Record]:
+    maybe_bytes = st.none() | st.binary(max_size=8)
+    return st.builds(
+        Record,
+        value=maybe_bytes,
+        key=maybe_bytes,
+        headers=st.lists(st.tuples(st.text(max_size=4), maybe_bytes), max_size=2).map(tuple),
+        timestamp=_small_or_any(-2, 10_000),
+    )
+
+
+def batches() -> st.SearchStrategy[RecordBatch]:
+    return st.builds(
+        RecordBatch,
+        records=st.lists(records(), max_size=3).map(tuple),
+        producer_id=_small_or_any(-2, 3),
+        producer_epoch=_small_or_any(-2, 3),
+        base_sequence=st.one_of(
+            st.integers(-2, 8), st.integers(MAX_SEQUENCE - 3, MAX_SEQUENCE + 3), st.integers()
+        ),
+        is_transactional=st.booleans(),
+        is_control=st.booleans(),
+        base_offset=_small_or_any(-2, 5),
+    )
+
+
+def _partition() -> st.SearchStrategy[int]:
+    return _small_or_any(-2, 3)
+
+
+def requests() -> st.SearchStrategy[Request]:
+    """Any request the core knows, with any field values of the right types."""
+    isolation = st.sampled_from(IsolationLevel)
+    produce = st.builds(
+        ProduceRequest,
+        partitions=st.lists(
+            st.builds(ProducePartitionData, topic_names(), _partition(), batches()), max_size=3
+        ).map(tuple),
+        acks=st.one_of(st.sampled_from([-1, 0, 1]), st.integers()),
+        timeout_ms=st.integers(),
+        transactional_id=st.none() | st.text(max_size=4),
+    )
+    fetch = st.builds(
+        FetchRequest,
+        partitions=st.lists(
+            st.builds(
+                FetchPartition,
+                topic_names(),
+                _partition(),
+                _small_or_any(-2, 10),
+                _small_or_any(-1, 200),
+            ),
+            max_size=3,
+        ).map(tuple),
+        isolation_level=isolation,
+        max_bytes=_small_or_any(-1, 300),
+        max_wait_ms=st.integers(),
+        min_bytes=st.integers(),
+    )
+    list_offsets = st.builds(
+        ListOffsetsRequest,
+        partitions=st.lists(
+            st.builds(ListOffsetsPartition, topic_names(), _partition(), _small_or_any(-4, 20)),
+            max_size=3,
+        ).map(tuple),
+        isolation_level=isolation,
+    )
+    metadata = st.builds(
+        MetadataRequest,
+        topics=st.none() | st.lists(topic_names(), max_size=3).map(tuple),
+        allow_auto_topic_creation=st.booleans(),
+    )
+    create_topics = st.builds(
+        CreateTopicsRequest,
+        topics=st.lists(
+            st.builds(CreatableTopic, topic_names(), _small_or_any(-2, 4), _small_or_any(-2, 3)),
+            max_size=3,
+        ).map(tuple),
+        validate_only=st.booleans(),
+    )
+    init_producer_id = st.builds(
+        InitProducerIdRequest,
+        transactional_id=st.none() | st.text(max_size=4),
+        transaction_timeout_ms=st.integers(),
+        producer_id=_small_or_any(-2, 3),
+        producer_epoch=_small_or_any(-2, 3),
+    )
+    return st.one_of(produce, fetch, list_offsets, metadata, create_topics, init_producer_id)

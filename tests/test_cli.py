@@ -1,0 +1,50 @@
+"""The command line: exit codes, counterexamples and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from minikafka.cli import main
+
+
+def test_explore_dedup_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "dedup", "--max-examples", "30"]) == 0
+    assert "The invariants held" in capsys.readouterr().out
+
+
+def test_explore_dedup_broken_prints_a_short_counterexample(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["explore", "dedup", "--break", "producer-dedup", "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert not result["held"]
+    assert result["broken"] == ["producer-dedup"]
+    assert result["error"].startswith("duplicate:")
+    assert 1 <= len(result["steps"]) <= 10
+    assert any(row["duplicate"] for row in result["log"])
+
+
+def test_explore_rich_output_numbers_the_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "dedup", "--break", "producer-dedup", "--seed", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "Counterexample found" in out
+    assert "1." in out
+    assert out.count("duplicate") >= 3  # the verdict, and each copy in the log table
+    assert "--seed 3" in out
+
+
+def test_unknown_safeguard_suggests_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "dedup", "--break", "producer-dedupe"]) == 2
+    assert "producer-dedup" in capsys.readouterr().out
+
+
+def test_safeguard_the_machine_cannot_show(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "dedup", "--break", "roll-forward"]) == 2
+    assert "does not exercise roll-forward" in capsys.readouterr().out
+
+
+def test_unknown_machine(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "nope"]) == 2
+    assert "choose one of: dedup" in capsys.readouterr().out
