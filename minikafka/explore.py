@@ -172,7 +172,7 @@ def render(result: ExploreResult) -> Group:
         verdict = Panel(
             Text.assemble(
                 ("The invariants held", "bold green"),
-                f" over {result.examples} examples.\n",
+                f" over {result.examples} runs.\n",
                 f"Promise: {info.promise}.\nSafeguards switched off: {off}.",
             ),
             title=f"explore {result.machine}",

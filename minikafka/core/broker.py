@@ -384,6 +384,7 @@ class Broker:
                 ErrorCode.INVALID_REQUEST, f"max_bytes must be 0 or more, not {request.max_bytes}"
             )
         remaining = request.max_bytes
+        returned_data = False
         results = []
         for wanted in request.partitions:
             topic, partition, offset = wanted.topic, wanted.partition, wanted.fetch_offset
@@ -427,13 +428,16 @@ class Broker:
                 continue
             upper_bound = log.high_watermark
             batches: list[RecordBatch] = []
-            if offset < upper_bound and remaining > 0:
+            if offset < upper_bound:
+                # KIP-74: only the first partition that returns data may exceed the limits.
                 batches = log.fetch(
                     offset,
                     upper_bound=upper_bound,
-                    max_bytes=min(wanted.partition_max_bytes, remaining),
+                    max_bytes=min(wanted.partition_max_bytes, max(remaining, 0)),
+                    min_one_batch=not returned_data,
                 )
                 remaining -= sum(batch.size_bytes for batch in batches)
+                returned_data = returned_data or bool(batches)
             results.append(answer(batches=tuple(batches)))
         return FetchResponse(tuple(results))
 

@@ -501,6 +501,8 @@ class ProducerProtocol:
     def _fatal(self, error: ErrorCode, message: str) -> None:
         self.state = ProducerClientState.FATAL_ERROR
         self.fatal_error = (error, message)
+        # Every batch is reported once: answers to requests still in flight are ignored.
+        self._in_flight.clear()
         for queue in self._queues.values():
             for batch in list(itertools.chain(queue.unacked, queue.unsent)):
                 self._fail(batch, error, message)

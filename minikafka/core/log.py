@@ -92,13 +92,15 @@ class PartitionLog:
         upper_bound: int | None = None,
         max_bytes: int | None = None,
         max_records: int | None = None,
+        min_one_batch: bool = True,
     ) -> list[RecordBatch]:
         """Whole batches holding ``offset`` and what follows, below ``upper_bound``.
 
         The first batch may start before ``offset``: batches stay whole and the reader skips
         records below the offset it asked for, as Kafka's consumer does. At least one batch
         is returned even if it is larger than ``max_bytes`` (KIP-74), so a reader never
-        stalls. ``offset`` must lie between the log start offset and the log end offset.
+        stalls, unless ``min_one_batch`` is False. ``offset`` must lie between the log start
+        offset and the log end offset.
         """
         if not self.log_start_offset <= offset <= self.log_end_offset:
             raise ValueError(
@@ -113,7 +115,8 @@ class PartitionLog:
         while index < len(self._batches) and self._base_offsets[index] < bound:
             batch = self._batches[index]
             size = self._sizes[index]
-            if result and max_bytes is not None and total_bytes + size > max_bytes:
+            over = max_bytes is not None and total_bytes + size > max_bytes
+            if over and (result or not min_one_batch):
                 break
             result.append(batch)
             total_bytes += size

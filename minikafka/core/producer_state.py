@@ -22,6 +22,7 @@ from minikafka.core.records import (
     NO_PRODUCER_EPOCH,
     NO_SEQUENCE,
     RecordBatch,
+    add_sequence,
 )
 
 __all__ = [
@@ -154,7 +155,7 @@ class ProducerStateTable:
                 ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
                 f"producer {batch.producer_id} epoch {batch.producer_epoch} sent sequence "
                 f"{batch.base_sequence}, but the last appended sequence is "
-                f"{entry.last_sequence}: expected {entry.last_sequence + 1}",
+                f"{entry.last_sequence}: expected {add_sequence(entry.last_sequence, 1)}",
             )
         return APPEND
 
