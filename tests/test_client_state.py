@@ -490,7 +490,8 @@ def test_delivery_timeout_expires_a_batch_that_was_never_sent() -> None:
     assert init.correlation_id == 1
 
 
-def test_invalid_producer_epoch_is_fatal() -> None:
+def fenced_producer() -> tuple[Broker, ProducerProtocol]:
+    """A producer that wrote "a", after a newer epoch of its id wrote "new" to partition 0."""
     broker = new_broker()
     producer = ProducerProtocol()
     start(producer, broker)
@@ -501,6 +502,11 @@ def test_invalid_producer_epoch_is_fatal() -> None:
         records=(rec("new"),), producer_id=producer.producer_id, producer_epoch=1, base_sequence=0
     )
     broker.handle(ProduceRequest(partitions=(ProducePartitionData("t", 0, newer),)), now=0.0)
+    return broker, producer
+
+
+def test_invalid_producer_epoch_is_fatal() -> None:
+    broker, producer = fenced_producer()
 
     handle = producer.send(TP, rec("b"), now=0.0)
     queued = producer.send(TP, rec("c"), now=0.0)  # same batch
@@ -537,16 +543,7 @@ def test_a_fatal_error_fails_unsent_batches_too() -> None:
 
 
 def test_after_a_fatal_error_every_handle_is_reported_once() -> None:
-    broker = new_broker()
-    producer = ProducerProtocol()
-    start(producer, broker)
-    producer.send(TP, rec("a"), now=0.0)
-    deliver(producer, broker, producer.poll(0.0))
-    producer.take_reports()
-    newer = RecordBatch(
-        records=(rec("new"),), producer_id=producer.producer_id, producer_epoch=1, base_sequence=0
-    )
-    broker.handle(ProduceRequest(partitions=(ProducePartitionData("t", 0, newer),)), now=0.0)
+    broker, producer = fenced_producer()
 
     producer.send(TP, rec("b"), now=0.0)
     (fenced,) = producer.poll(0.0)
