@@ -62,6 +62,7 @@ __all__ = [
 TOPIC = "payments"
 FATES = ("deliver", "lose request", "lose response", "duplicate")
 HEAL_ROUNDS_MAX = 200
+POLLS_PER_PUMP_MAX = 100
 
 
 @attrs.define
@@ -388,7 +389,7 @@ class IdempotenceMachine(RuleBasedStateMachine):
 
     def _pump(self, index: int) -> None:
         producer = self.producers[index]
-        while True:
+        for _ in range(POLLS_PER_PUMP_MAX):
             outgoing = producer.poll(self.now)
             if not outgoing:
                 break
@@ -409,6 +410,11 @@ class IdempotenceMachine(RuleBasedStateMachine):
                         )
                     else:
                         connection.queue.append(message)
+        else:
+            raise AssertionError(
+                f"livelock: {self.names[index]} kept sending for {POLLS_PER_PUMP_MAX} polls "
+                "without waiting for a single answer"
+            )
         self._collect(producer)
 
     def _connection(self, producer: ProducerProtocol) -> Connection:
