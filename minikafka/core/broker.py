@@ -307,7 +307,8 @@ class Broker:
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                 error_message=self._unknown_partition(topic, partition),
             )
-        problem = self._batch_problem(batch)
+        size = batch.size_bytes
+        problem = self._batch_problem(batch, size)
         if problem is not None:
             error, message = problem
             return ProducePartitionResponse(topic, partition, error, error_message=message)
@@ -332,7 +333,7 @@ class Broker:
                 return ProducePartitionResponse(
                     topic, partition, verdict.error, error_message=verdict.message
                 )
-        stamped = log.append(batch)
+        stamped = log.append(batch, size_bytes=size)
         if table is not None:
             table.update(stamped)
         if acks == ACKS_ALL:
@@ -344,7 +345,7 @@ class Broker:
             topic, partition, base_offset=stamped.base_offset, log_start_offset=log.log_start_offset
         )
 
-    def _batch_problem(self, batch: RecordBatch) -> tuple[ErrorCode, str] | None:
+    def _batch_problem(self, batch: RecordBatch, size: int) -> tuple[ErrorCode, str] | None:
         if not batch.records:
             return ErrorCode.INVALID_RECORD, "a batch must hold at least one record"
         if batch.is_control:
@@ -370,7 +371,6 @@ class Broker:
                     f"base sequence must be between 0 and {MAX_SEQUENCE}, "
                     f"not {batch.base_sequence}",
                 )
-        size = batch.size_bytes
         if size > self.config.message_max_bytes:
             return (
                 ErrorCode.MESSAGE_TOO_LARGE,
@@ -430,13 +430,13 @@ class Broker:
             batches: list[RecordBatch] = []
             if offset < upper_bound:
                 # KIP-74: only the first partition that returns data may exceed the limits.
-                batches = log.fetch(
+                batches, size = log.fetch_sized(
                     offset,
                     upper_bound=upper_bound,
                     max_bytes=min(wanted.partition_max_bytes, max(remaining, 0)),
                     min_one_batch=not returned_data,
                 )
-                remaining -= sum(batch.size_bytes for batch in batches)
+                remaining -= size
                 returned_data = returned_data or bool(batches)
             results.append(answer(batches=tuple(batches)))
         return FetchResponse(tuple(results))

@@ -48,12 +48,14 @@ class PartitionLog:
     def batch_count(self) -> int:
         return len(self._batches)
 
-    def append(self, batch: RecordBatch) -> RecordBatch:
-        """Append a whole batch at the log end and return it stamped with its base offset."""
+    def append(self, batch: RecordBatch, *, size_bytes: int | None = None) -> RecordBatch:
+        """Append a whole batch at the log end and return it stamped with its base offset.
+
+        ``size_bytes`` saves measuring the batch again when the caller already has."""
         stamped = attrs.evolve(batch, base_offset=self.log_end_offset)
         self._batches.append(stamped)
         self._base_offsets.append(self.log_end_offset)
-        self._sizes.append(stamped.size_bytes)
+        self._sizes.append(batch.size_bytes if size_bytes is None else size_bytes)
         batch_max = max((record.timestamp for record in batch.records), default=0)
         previous_max = self._max_timestamps[-1] if self._max_timestamps else batch_max
         self._max_timestamps.append(max(previous_max, batch_max))
@@ -94,13 +96,31 @@ class PartitionLog:
         max_records: int | None = None,
         min_one_batch: bool = True,
     ) -> list[RecordBatch]:
+        """The batches of ``fetch_sized``, without their total size."""
+        return self.fetch_sized(
+            offset,
+            upper_bound=upper_bound,
+            max_bytes=max_bytes,
+            max_records=max_records,
+            min_one_batch=min_one_batch,
+        )[0]
+
+    def fetch_sized(
+        self,
+        offset: int,
+        *,
+        upper_bound: int | None = None,
+        max_bytes: int | None = None,
+        max_records: int | None = None,
+        min_one_batch: bool = True,
+    ) -> tuple[list[RecordBatch], int]:
         """Whole batches holding ``offset`` and what follows, below ``upper_bound``.
 
         The first batch may start before ``offset``: batches stay whole and the reader skips
         records below the offset it asked for, as Kafka's consumer does. At least one batch
         is returned even if it is larger than ``max_bytes`` (KIP-74), so a reader never
         stalls, unless ``min_one_batch`` is False. ``offset`` must lie between the log start
-        offset and the log end offset.
+        offset and the log end offset. Returns the batches and their total size in bytes.
         """
         if not self.log_start_offset <= offset <= self.log_end_offset:
             raise ValueError(
@@ -124,7 +144,7 @@ class PartitionLog:
             if max_records is not None and total_records >= max_records:
                 break
             index += 1
-        return result
+        return result, total_bytes
 
     def offset_for_timestamp(self, timestamp: int, *, upper_bound: int | None = None) -> int:
         """The first offset whose record timestamp is at least ``timestamp``, or -1."""
