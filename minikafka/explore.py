@@ -115,6 +115,7 @@ def explore(
             )
     machine_cls = info.machine.breaking(*broken) if broken else info.machine
     runs: list[IdempotenceMachine] = []
+    count = [0]
 
     def factory() -> IdempotenceMachine:
         machine = machine_cls()
@@ -124,7 +125,6 @@ def explore(
             on_example(count[0])
         return machine
 
-    count = [0]
     chosen = settings(
         max_examples=max_examples,
         stateful_step_count=step_count,

@@ -430,13 +430,13 @@ class Broker:
             batches: list[RecordBatch] = []
             if offset < upper_bound:
                 # KIP-74: only the first partition that returns data may exceed the limits.
-                batches, size = log.fetch_sized(
+                batches = log.fetch(
                     offset,
                     upper_bound=upper_bound,
                     max_bytes=min(wanted.partition_max_bytes, max(remaining, 0)),
                     min_one_batch=not returned_data,
                 )
-                remaining -= size
+                remaining -= log.fetched_bytes(batches)
                 returned_data = returned_data or bool(batches)
             results.append(answer(batches=tuple(batches)))
         return FetchResponse(tuple(results))

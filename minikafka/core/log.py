@@ -96,31 +96,13 @@ class PartitionLog:
         max_records: int | None = None,
         min_one_batch: bool = True,
     ) -> list[RecordBatch]:
-        """The batches of ``fetch_sized``, without their total size."""
-        return self.fetch_sized(
-            offset,
-            upper_bound=upper_bound,
-            max_bytes=max_bytes,
-            max_records=max_records,
-            min_one_batch=min_one_batch,
-        )[0]
-
-    def fetch_sized(
-        self,
-        offset: int,
-        *,
-        upper_bound: int | None = None,
-        max_bytes: int | None = None,
-        max_records: int | None = None,
-        min_one_batch: bool = True,
-    ) -> tuple[list[RecordBatch], int]:
         """Whole batches holding ``offset`` and what follows, below ``upper_bound``.
 
         The first batch may start before ``offset``: batches stay whole and the reader skips
         records below the offset it asked for, as Kafka's consumer does. At least one batch
         is returned even if it is larger than ``max_bytes`` (KIP-74), so a reader never
         stalls, unless ``min_one_batch`` is False. ``offset`` must lie between the log start
-        offset and the log end offset. Returns the batches and their total size in bytes.
+        offset and the log end offset.
         """
         if not self.log_start_offset <= offset <= self.log_end_offset:
             raise ValueError(
@@ -144,7 +126,14 @@ class PartitionLog:
             if max_records is not None and total_records >= max_records:
                 break
             index += 1
-        return result, total_bytes
+        return result
+
+    def fetched_bytes(self, batches: list[RecordBatch]) -> int:
+        """The size in bytes of batches as ``fetch`` returned them, without a record walk."""
+        if not batches:
+            return 0
+        first = self.batch_index(batches[0].base_offset)
+        return sum(self._sizes[first : first + len(batches)])
 
     def offset_for_timestamp(self, timestamp: int, *, upper_bound: int | None = None) -> int:
         """The first offset whose record timestamp is at least ``timestamp``, or -1."""

@@ -41,9 +41,11 @@ from hypothesis.stateful import (
 from minikafka.core import (
     Broker,
     BrokerConfig,
+    ErrorCode,
     InitProducerIdRequest,
     OutgoingRequest,
     ProduceRequest,
+    ProduceResponse,
     ProducerProtocol,
     Record,
     Safeguard,
@@ -439,8 +441,6 @@ class IdempotenceMachine(RuleBasedStateMachine):
                 entry.error = f"{report.error.name if report.error else '?'}: {report.message}"
 
     def _describe_outcome(self, response: object) -> str:
-        from minikafka.core import ErrorCode, ProduceResponse
-
         if not isinstance(response, ProduceResponse):
             return "answered"
         parts = []
