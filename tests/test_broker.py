@@ -435,14 +435,6 @@ def test_producer_ids_are_never_reused_across_restarts() -> None:
     assert after_two == 2 * PRODUCER_ID_BLOCK_SIZE
 
 
-def test_init_producer_id_with_transactional_id_is_refused() -> None:
-    broker = Broker()
-    response = broker.handle(InitProducerIdRequest(transactional_id="tx"), now=0.0)
-    assert isinstance(response, InitProducerIdResponse)
-    assert response.error_code is ErrorCode.INVALID_REQUEST
-    assert response.producer_id == -1
-
-
 def refused_batches() -> list[tuple[RecordBatch, ErrorCode]]:
     return [
         (RecordBatch(records=()), ErrorCode.INVALID_RECORD),
@@ -450,7 +442,10 @@ def refused_batches() -> list[tuple[RecordBatch, ErrorCode]]:
             control_batch(ControlType.COMMIT, producer_id=0, producer_epoch=0),
             ErrorCode.INVALID_RECORD,
         ),
-        (make_batch("a", pid=0, epoch=0, seq=0, transactional=True), ErrorCode.INVALID_TXN_STATE),
+        (
+            make_batch("a", pid=0, epoch=0, seq=0, transactional=True),
+            ErrorCode.INVALID_PRODUCER_ID_MAPPING,
+        ),
         (make_batch("a", pid=-2), ErrorCode.INVALID_RECORD),
         (make_batch("a", pid=2**63), ErrorCode.INVALID_RECORD),
         (make_batch("a", pid=0, epoch=-1, seq=0), ErrorCode.INVALID_RECORD),

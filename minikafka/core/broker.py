@@ -4,13 +4,18 @@ Rules for everything in ``core/``:
 
 1. The core never reads a clock, sleeps or does I/O. Time arrives as ``now`` (seconds, the
    simulated clock of the layer above); whatever must happen later is the caller's to drive.
-2. Durable state (topic metadata, the flushed part of each log, the producer id block) is kept
-   apart from volatile state (producer state tables, the unflushed tail, the id counter).
-   ``crash()`` drops the volatile part; ``recover()`` rebuilds it from the durable part, by
-   replaying the logs, as Kafka does. That is the whole crash model.
-3. Bad input never raises: it gets a Kafka error code and a message that says what was wrong,
+2. Durable state (topic metadata, the flushed part of each log, the internal logs
+   ``__transaction_state`` and ``__consumer_offsets``, the producer id block) is kept apart
+   from volatile state (producer state tables, the coordinators' memory, markers not yet
+   written, the unflushed tail, the id counter). ``crash()`` drops the volatile part;
+   ``recover()`` rebuilds it from the durable part, by replaying the logs, as Kafka does.
+   That is the whole crash model.
+3. Work that Kafka does in the background (flushing, aborting timed-out transactions, writing
+   transaction markers) happens in ``tick(now)``, which every ``handle`` runs first. So an
+   EndTxn is answered once its decision is durable, and its markers follow at the next tick.
+4. Bad input never raises: it gets a Kafka error code and a message that says what was wrong,
    and a refused request changes nothing.
-4. Iterate only in insertion or sorted order, so the same requests give the same state.
+5. Iterate only in insertion or sorted order, so the same requests give the same state.
 """
 
 from __future__ import annotations
@@ -24,26 +29,41 @@ import attrs
 
 from minikafka.core.config import BrokerConfig, Safeguard
 from minikafka.core.errors import ErrorCode
+from minikafka.core.groups import OFFSETS_TOPIC, OFFSETS_TP, GroupCoordinator
 from minikafka.core.log import PartitionLog
 from minikafka.core.messages import (
     ACKS_ALL,
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
+    AbortedTransaction,
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    AddPartitionsToTxnResult,
     BrokerMetadata,
     CreatableTopic,
     CreatableTopicResult,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    EndTxnRequest,
+    EndTxnResponse,
     FetchPartitionResponse,
     FetchRequest,
     FetchResponse,
     InitProducerIdRequest,
     InitProducerIdResponse,
+    IsolationLevel,
     ListOffsetsPartitionResponse,
     ListOffsetsRequest,
     ListOffsetsResponse,
     MetadataRequest,
     MetadataResponse,
+    OffsetCommitPartitionResponse,
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetFetchRequest,
+    OffsetFetchResponse,
     PartitionMetadata,
     ProducePartitionData,
     ProducePartitionResponse,
@@ -52,6 +72,8 @@ from minikafka.core.messages import (
     Request,
     Response,
     TopicMetadata,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 )
 from minikafka.core.producer_state import (
     BatchMetadata,
@@ -59,7 +81,18 @@ from minikafka.core.producer_state import (
     ProducerStateTable,
     Rejected,
 )
-from minikafka.core.records import MAX_SEQUENCE, RecordBatch
+from minikafka.core.records import (
+    MAX_SEQUENCE,
+    RecordBatch,
+    TopicPartition,
+    control_batch,
+)
+from minikafka.core.transactions import (
+    TRANSACTION_STATE_TOPIC,
+    MarkerJob,
+    TransactionCoordinator,
+    TransactionMetadata,
+)
 
 __all__ = ["Broker", "BrokerSnapshot", "PartitionSnapshot", "ProducerSnapshot"]
 
@@ -88,6 +121,7 @@ class PartitionSnapshot:
     partition: int
     log_end_offset: int
     high_watermark: int
+    last_stable_offset: int
     batches: tuple[RecordBatch, ...]
 
 
@@ -100,6 +134,12 @@ class BrokerSnapshot:
     producers: tuple[ProducerSnapshot, ...]
     next_producer_id: int
     producer_id_block_end: int
+    transactions: tuple[TransactionMetadata, ...] = ()
+    pending_markers: tuple[MarkerJob, ...] = ()
+    committed_offsets: tuple[tuple[str, TopicPartition, int], ...] = ()
+    """(group, partition, offset) for every committed offset."""
+    pending_offsets: tuple[tuple[str, int, TopicPartition, int], ...] = ()
+    """(group, producer id, partition, offset) for transactional offsets awaiting a marker."""
 
 
 @attrs.define(eq=False)
@@ -108,6 +148,9 @@ class _Disk:
 
     topics: dict[str, list[PartitionLog]] = attrs.Factory(dict)
     producer_id_block_end: int = 0
+    transaction_log: PartitionLog = attrs.Factory(lambda: PartitionLog(TRANSACTION_STATE_TOPIC, 0))
+    offsets_log: PartitionLog = attrs.Factory(lambda: PartitionLog(OFFSETS_TOPIC, 0))
+    coordinator_epoch: int = 0
 
 
 def topic_name_problem(name: str) -> str | None:
@@ -129,7 +172,8 @@ class Broker:
     """A single Kafka broker as a pure state machine: ``handle(request, now=...)``.
 
     ``crash()`` takes it down, losing volatile state and the unflushed log tail;
-    ``recover()`` brings it back with producer state rebuilt from the log.
+    ``recover()`` brings it back with producer state, transactions and offsets rebuilt from
+    the logs. It is also the transaction coordinator and the group coordinator.
     """
 
     def __init__(self, config: BrokerConfig | None = None, *, node_id: int = 0) -> None:
@@ -141,6 +185,10 @@ class Broker:
         self._next_producer_id = 0
         # Logs with an unflushed tail, and when (seconds) the oldest unflushed append came.
         self._dirty: dict[TopicPartitionKey, float] = {}
+        self.transaction_coordinator = self._new_transaction_coordinator()
+        self.group_coordinator = self._new_group_coordinator()
+        # When (ms) the earliest ongoing transaction times out, so ticks stay cheap.
+        self._txn_deadline_ms: int | None = None
         self._handlers: dict[type[Any], Callable[[Any, float], Response | None]] = {
             ProduceRequest: self._handle_produce,
             FetchRequest: self._handle_fetch,
@@ -148,7 +196,29 @@ class Broker:
             MetadataRequest: self._handle_metadata,
             CreateTopicsRequest: self._handle_create_topics,
             InitProducerIdRequest: self._handle_init_producer_id,
+            OffsetCommitRequest: self._handle_offset_commit,
+            OffsetFetchRequest: self._handle_offset_fetch,
+            AddPartitionsToTxnRequest: self._handle_add_partitions_to_txn,
+            AddOffsetsToTxnRequest: self._handle_add_offsets_to_txn,
+            EndTxnRequest: self._handle_end_txn,
+            TxnOffsetCommitRequest: self._handle_txn_offset_commit,
         }
+
+    def _new_transaction_coordinator(self) -> TransactionCoordinator:
+        return TransactionCoordinator(
+            self._disk.transaction_log,
+            allocate_producer_id=self._allocate_producer_id,
+            transaction_max_timeout_ms=self.config.transaction_max_timeout_ms,
+            coordinator_epoch=self._disk.coordinator_epoch,
+            fence_epochs=self.config.enabled(Safeguard.EPOCH_FENCING),
+        )
+
+    def _new_group_coordinator(self) -> GroupCoordinator:
+        return GroupCoordinator(
+            self._disk.offsets_log,
+            partition_exists=lambda tp: self._log(tp.topic, tp.partition) is not None,
+            pending_offsets=self.config.enabled(Safeguard.PENDING_TXN_OFFSETS),
+        )
 
     # --- the one entry point -------------------------------------------------------------
 
@@ -164,17 +234,85 @@ class Broker:
             return request.error_response(
                 ErrorCode.BROKER_NOT_AVAILABLE, "the broker is down; call recover() first"
             )
-        if self._dirty:
+        deadline_ms = self._txn_deadline_ms
+        background = self._dirty or self.transaction_coordinator.pending_markers
+        if background or (deadline_ms is not None and now * 1000 > deadline_ms):
             self.tick(now)
         return handler(request, now)
 
-    def tick(self, now: float) -> None:
-        """Let time pass: flush logs whose unflushed tail is older than the flush interval."""
+    def tick(self, now: float, *, marker_limit: int | None = None) -> None:
+        """Let time pass and do the background work due by ``now``.
+
+        Flushes logs whose unflushed tail is older than the flush interval, aborts
+        transactions past their timeout (fencing their producers), and writes pending
+        transaction markers, completing each transaction after its last marker.
+        ``marker_limit`` writes at most that many markers (to stage a crash between them).
+        """
+        if not self.running:
+            return
         interval_s = self.config.log_flush_interval_ms / 1000
         for key, since in list(self._dirty.items()):
             if now - since >= interval_s:
                 self.log(*key).flush()
                 del self._dirty[key]
+        now_ms = int(now * 1000)
+        coordinator = self.transaction_coordinator
+        if self._txn_deadline_ms is not None and now_ms > self._txn_deadline_ms:
+            coordinator.expire(now_ms)
+            self._txn_deadline_ms = coordinator.next_expiry_ms()
+        self.write_markers(now, limit=marker_limit)
+
+    def write_markers(self, now: float, *, limit: int | None = None) -> int:
+        """Write pending transaction markers (at most ``limit``); returns how many were done."""
+        coordinator = self.transaction_coordinator
+        now_ms = int(now * 1000)
+        done = 0
+        while coordinator.pending_markers and (limit is None or done < limit):
+            job = next(iter(coordinator.pending_markers.values()))
+            assert job.partitions, "a decided transaction always has partitions"
+            tp = job.partitions[0]
+            self._write_marker(job, tp, now_ms)
+            coordinator.marker_written(job.transactional_id, tp, now_ms)
+            done += 1
+        return done
+
+    def _write_marker(self, job: MarkerJob, tp: TopicPartition, now_ms: int) -> None:
+        """Append one marker to ``tp`` (Kafka's WriteTxnMarkers at the partition leader).
+
+        The marker closes the producer's open transaction there and carries its epoch, so it
+        also fences older epochs. A marker with a stale epoch is dropped, as Kafka cancels it.
+        Simplified: Kafka appends a marker even when it closes nothing; here a marker of the
+        same epoch that would close nothing is skipped, so writing a marker twice is harmless
+        and leaves no trace.
+        """
+        log = self._disk.offsets_log if tp == OFFSETS_TP else self._log(tp.topic, tp.partition)
+        if log is None:
+            return
+        table = self.producer_state(tp.topic, tp.partition)
+        entry = table.entries.get(job.producer_id)
+        if entry is not None:
+            if job.producer_epoch < entry.producer_epoch and self.config.enabled(
+                Safeguard.EPOCH_FENCING
+            ):
+                return
+            if (
+                job.producer_epoch == entry.producer_epoch
+                and job.producer_id not in log.open_transactions
+            ):
+                return
+        marker = control_batch(
+            job.result,
+            producer_id=job.producer_id,
+            producer_epoch=job.producer_epoch,
+            coordinator_epoch=job.coordinator_epoch,
+            timestamp=now_ms,
+        )
+        stamped = log.append(marker)
+        log.flush()
+        self._dirty.pop((tp.topic, tp.partition), None)
+        table.update(stamped)
+        if tp == OFFSETS_TP:
+            self.group_coordinator.complete_transaction(job.producer_id, job.result)
 
     # --- crash and recovery --------------------------------------------------------------
 
@@ -193,20 +331,33 @@ class Broker:
         self._producer_states = {}
         self._dirty = {}
         self._next_producer_id = 0
+        self.transaction_coordinator = self._new_transaction_coordinator()
+        self.group_coordinator = self._new_group_coordinator()
+        self._txn_deadline_ms = None
         return lost
 
     def recover(self) -> None:
-        """Start again from disk: rebuild producer state by replaying every log."""
+        """Start again from disk: rebuild producer state, transactions and offsets by replay.
+
+        The coordinator then resumes what the crash interrupted: a transaction found in
+        PrepareCommit or PrepareAbort gets its markers and completes (roll-forward).
+        """
         if self.running:
             raise RuntimeError("recover() brings back a crashed broker; call crash() first")
-        for name, logs in self._disk.topics.items():
-            for log in logs:
-                table = ProducerStateTable()
-                for batch in log.batches():
-                    table.update(batch)
-                self._producer_states[(name, log.partition)] = table
+        for log in [*self.logs(), self._disk.offsets_log]:
+            table = ProducerStateTable()
+            for batch in log.batches():
+                table.update(batch)
+            self._producer_states[(log.topic, log.partition)] = table
         # Never reuse an id: continue after the last block reserved on disk.
         self._next_producer_id = self._disk.producer_id_block_end
+        # A new coordinator epoch, as a newly elected coordinator has.
+        self._disk.coordinator_epoch += 1
+        self.transaction_coordinator = self._new_transaction_coordinator()
+        self.transaction_coordinator.load(roll_forward=self.config.enabled(Safeguard.ROLL_FORWARD))
+        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
+        self.group_coordinator = self._new_group_coordinator()
+        self.group_coordinator.load()
         self.running = True
 
     def restart(self) -> int:
@@ -232,6 +383,16 @@ class Broker:
         for logs in self._disk.topics.values():
             yield from logs
 
+    def internal_log(self, name: str) -> PartitionLog:
+        """The log of an internal topic: ``__transaction_state`` or ``__consumer_offsets``."""
+        if name == TRANSACTION_STATE_TOPIC:
+            return self._disk.transaction_log
+        if name == OFFSETS_TOPIC:
+            return self._disk.offsets_log
+        raise KeyError(
+            f"no internal topic {name!r}; use {TRANSACTION_STATE_TOPIC!r} or {OFFSETS_TOPIC!r}"
+        )
+
     def producer_state(self, topic: str, partition: int) -> ProducerStateTable:
         return self._producer_states.setdefault((topic, partition), ProducerStateTable())
 
@@ -243,6 +404,7 @@ class Broker:
                 log.partition,
                 log.log_end_offset,
                 log.high_watermark,
+                log.last_stable_offset,
                 tuple(log.batches()),
             )
             for log in self.logs()
@@ -258,6 +420,19 @@ class Broker:
             producers=producers,
             next_producer_id=self._next_producer_id,
             producer_id_block_end=self._disk.producer_id_block_end,
+            transactions=tuple(self.transaction_coordinator.transactions.values()),
+            pending_markers=tuple(self.transaction_coordinator.pending_markers.values()),
+            committed_offsets=tuple(
+                (group, tp, offset.offset)
+                for group, offsets in self.group_coordinator.committed.items()
+                for tp, offset in offsets.items()
+            ),
+            pending_offsets=tuple(
+                (group, pid, tp, offset.offset)
+                for group, by_pid in self.group_coordinator.pending.items()
+                for pid, offsets in by_pid.items()
+                for tp, offset in offsets.items()
+            ),
         )
 
     def create_topic(self, name: str, partitions: int = 1, *, now: float = 0.0) -> None:
@@ -313,6 +488,9 @@ class Broker:
             error, message = problem
             return ProducePartitionResponse(topic, partition, error, error_message=message)
         key = (topic, partition)
+        refusal = self._transaction_problem(batch, log)
+        if refusal is not None:
+            return ProducePartitionResponse(topic, partition, refusal[0], error_message=refusal[1])
         table = None
         if batch.producer_id >= 0:
             table = self.producer_state(topic, partition)
@@ -345,16 +523,36 @@ class Broker:
             topic, partition, base_offset=stamped.base_offset, log_start_offset=log.log_start_offset
         )
 
+    def _transaction_problem(
+        self, batch: RecordBatch, log: PartitionLog
+    ) -> tuple[ErrorCode, str] | None:
+        """A transactional write must go to a partition of the producer's ongoing transaction,
+        with the current epoch (KIP-890 part 1); a plain write may not interleave with one."""
+        if batch.is_transactional:
+            error, message = self.transaction_coordinator.verify_write(
+                batch.producer_id,
+                batch.producer_epoch,
+                TopicPartition(log.topic, log.partition),
+            )
+            if error is not ErrorCode.NONE:
+                return error, message or error.name
+        elif batch.producer_id >= 0 and batch.producer_id in log.open_transactions:
+            return (
+                ErrorCode.INVALID_TXN_STATE,
+                f"producer {batch.producer_id} sent a non-transactional batch to "
+                f"{log.topic}-{log.partition} while its transaction there is open",
+            )
+        return None
+
     def _batch_problem(self, batch: RecordBatch, size: int) -> tuple[ErrorCode, str] | None:
         if not batch.records:
             return ErrorCode.INVALID_RECORD, "a batch must hold at least one record"
         if batch.is_control:
             return ErrorCode.INVALID_RECORD, "clients may not write control batches (markers)"
-        if batch.is_transactional:
+        if batch.is_transactional and batch.producer_id < 0:
             return (
-                ErrorCode.INVALID_TXN_STATE,
-                f"producer {batch.producer_id} sent a transactional batch, but it has no "
-                "ongoing transaction on this partition",
+                ErrorCode.INVALID_RECORD,
+                "a transactional batch needs the producer id from InitProducerId",
             )
         if batch.producer_id < -1 or batch.producer_id > MAX_PRODUCER_ID:
             return ErrorCode.INVALID_RECORD, f"invalid producer id {batch.producer_id}"
@@ -378,6 +576,14 @@ class Broker:
             )
         return None
 
+    @property
+    def _lso_enabled(self) -> bool:
+        return self.config.enabled(Safeguard.LAST_STABLE_OFFSET)
+
+    def _stable_offset(self, log: PartitionLog) -> int:
+        """The last stable offset; without the LAST_STABLE_OFFSET safeguard, the HW."""
+        return log.last_stable_offset if self._lso_enabled else log.high_watermark
+
     def _handle_fetch(self, request: FetchRequest, now: float) -> FetchResponse:
         if request.max_bytes < 0:
             return request.error_response(
@@ -399,13 +605,13 @@ class Broker:
                     )
                 )
                 continue
-            # Simplified until transactions exist: the last stable offset is the high watermark.
+            stable = self._stable_offset(log)
             answer = functools.partial(
                 FetchPartitionResponse,
                 topic=topic,
                 partition=partition,
                 high_watermark=log.high_watermark,
-                last_stable_offset=log.high_watermark,
+                last_stable_offset=stable,
                 log_start_offset=log.log_start_offset,
             )
             if wanted.partition_max_bytes <= 0:
@@ -426,8 +632,10 @@ class Broker:
                     )
                 )
                 continue
-            upper_bound = log.high_watermark
+            read_committed = request.isolation_level is IsolationLevel.READ_COMMITTED
+            upper_bound = stable if read_committed else log.high_watermark
             batches: list[RecordBatch] = []
+            aborted: tuple[AbortedTransaction, ...] = ()
             if offset < upper_bound:
                 # KIP-74: only the first partition that returns data may exceed the limits.
                 batches = log.fetch(
@@ -438,10 +646,23 @@ class Broker:
                 )
                 remaining -= log.fetched_bytes(batches)
                 returned_data = returned_data or bool(batches)
-            results.append(answer(batches=tuple(batches)))
+                if read_committed and batches and self._lso_enabled:
+                    aborted = tuple(
+                        AbortedTransaction(entry.producer_id, entry.first_offset)
+                        for entry in log.aborted_transactions(offset, batches[-1].next_offset)
+                    )
+            results.append(answer(batches=tuple(batches), aborted_transactions=aborted))
         return FetchResponse(tuple(results))
 
     def _handle_list_offsets(self, request: ListOffsetsRequest, now: float) -> ListOffsetsResponse:
+        # read_committed sees the log up to the last stable offset, the rest up to the HW.
+        if request.isolation_level is IsolationLevel.READ_COMMITTED:
+            bound = self._stable_offset
+        else:
+
+            def bound(log: PartitionLog) -> int:
+                return log.high_watermark
+
         results = []
         for wanted in request.partitions:
             topic, partition, timestamp = wanted.topic, wanted.partition, wanted.timestamp
@@ -460,13 +681,9 @@ class Broker:
                     ListOffsetsPartitionResponse(topic, partition, offset=log.log_start_offset)
                 )
             elif timestamp == LATEST_TIMESTAMP:
-                # read_committed gets the last stable offset, which equals the HW until
-                # transactions exist.
-                results.append(
-                    ListOffsetsPartitionResponse(topic, partition, offset=log.high_watermark)
-                )
+                results.append(ListOffsetsPartitionResponse(topic, partition, offset=bound(log)))
             elif timestamp >= 0:
-                found = log.offset_for_timestamp(timestamp, upper_bound=log.high_watermark)
+                found = log.offset_for_timestamp(timestamp, upper_bound=bound(log))
                 found_ts = log.record_at(found).timestamp if found >= 0 else -1
                 results.append(
                     ListOffsetsPartitionResponse(topic, partition, timestamp=found_ts, offset=found)
@@ -579,14 +796,183 @@ class Broker:
     def _handle_init_producer_id(
         self, request: InitProducerIdRequest, now: float
     ) -> InitProducerIdResponse:
-        if request.transactional_id is not None:
-            return request.error_response(
-                ErrorCode.INVALID_REQUEST,
-                "this broker has no transaction coordinator yet; "
-                "leave transactional_id unset for an idempotent producer",
+        if request.transactional_id is None:
+            # Kafka ignores any producer id and epoch sent without a transactional id.
+            return InitProducerIdResponse(
+                producer_id=self._allocate_producer_id(), producer_epoch=0
             )
-        # Kafka ignores any producer id and epoch sent without a transactional id: a fresh id.
-        return InitProducerIdResponse(producer_id=self._allocate_producer_id(), producer_epoch=0)
+        error, message, metadata = self.transaction_coordinator.init_producer_id(
+            request.transactional_id,
+            timeout_ms=request.transaction_timeout_ms,
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+            now_ms=int(now * 1000),
+        )
+        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
+        if metadata is None:
+            return request.error_response(error, message or error.name)
+        return InitProducerIdResponse(
+            producer_id=metadata.producer_id, producer_epoch=metadata.producer_epoch
+        )
+
+    def _handle_add_partitions_to_txn(
+        self, request: AddPartitionsToTxnRequest, now: float
+    ) -> AddPartitionsToTxnResponse:
+        if not request.partitions:
+            return request.error_response(ErrorCode.INVALID_REQUEST, "no partitions to add")
+        unknown = [tp for tp in request.partitions if self._log(tp.topic, tp.partition) is None]
+        if unknown:
+            # Kafka's answer: the unknown ones fail, the others were not attempted.
+            return AddPartitionsToTxnResponse(
+                tuple(
+                    AddPartitionsToTxnResult(
+                        tp.topic,
+                        tp.partition,
+                        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                        error_message=self._unknown_partition(tp.topic, tp.partition),
+                    )
+                    if tp in unknown
+                    else AddPartitionsToTxnResult(
+                        tp.topic,
+                        tp.partition,
+                        ErrorCode.OPERATION_NOT_ATTEMPTED,
+                        error_message="not added, because another partition in the request "
+                        "does not exist",
+                    )
+                    for tp in request.partitions
+                )
+            )
+        error, message = self.transaction_coordinator.add_partitions(
+            request.transactional_id,
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+            partitions=request.partitions,
+            now_ms=int(now * 1000),
+        )
+        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
+        if error is not ErrorCode.NONE:
+            return request.error_response(error, message or error.name)
+        return AddPartitionsToTxnResponse(
+            tuple(AddPartitionsToTxnResult(tp.topic, tp.partition) for tp in request.partitions)
+        )
+
+    def _handle_add_offsets_to_txn(
+        self, request: AddOffsetsToTxnRequest, now: float
+    ) -> AddOffsetsToTxnResponse:
+        if not request.group_id:
+            return request.error_response(
+                ErrorCode.INVALID_GROUP_ID, "the group id must not be empty"
+            )
+        error, message = self.transaction_coordinator.add_partitions(
+            request.transactional_id,
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+            partitions=(OFFSETS_TP,),
+            now_ms=int(now * 1000),
+        )
+        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
+        return AddOffsetsToTxnResponse(error_code=error, error_message=message)
+
+    def _handle_end_txn(self, request: EndTxnRequest, now: float) -> EndTxnResponse:
+        error, message = self.transaction_coordinator.end_transaction(
+            request.transactional_id,
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+            committed=request.committed,
+            now_ms=int(now * 1000),
+        )
+        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
+        return EndTxnResponse(error_code=error, error_message=message)
+
+    def _handle_offset_commit(
+        self, request: OffsetCommitRequest, now: float
+    ) -> OffsetCommitResponse:
+        error, message, refused = self.group_coordinator.check_commit(
+            request.group_id, request.partitions
+        )
+        if error is not ErrorCode.NONE:
+            return self._refused_commit(request, error, message, refused)  # type: ignore[no-any-return]
+        self.group_coordinator.commit(request.group_id, request.partitions, int(now * 1000))
+        return OffsetCommitResponse(
+            tuple(OffsetCommitPartitionResponse(p.topic, p.partition) for p in request.partitions)
+        )
+
+    @staticmethod
+    def _refused_commit(
+        request: OffsetCommitRequest | TxnOffsetCommitRequest,
+        error: ErrorCode,
+        message: str | None,
+        refused: list[OffsetCommitPartitionResponse],
+    ) -> Any:
+        """Refuse a whole commit: the partitions at fault say why, the others were not tried."""
+        if not refused:
+            return request.error_response(error, message or error.name)
+        at_fault = {(r.topic, r.partition): r for r in refused}
+        results = tuple(
+            at_fault.get(
+                (p.topic, p.partition),
+                OffsetCommitPartitionResponse(
+                    p.topic,
+                    p.partition,
+                    ErrorCode.OPERATION_NOT_ATTEMPTED,
+                    error_message="not committed, because another partition in the request "
+                    "was refused",
+                ),
+            )
+            for p in request.partitions
+        )
+        if isinstance(request, OffsetCommitRequest):
+            return OffsetCommitResponse(results)
+        return TxnOffsetCommitResponse(results)
+
+    def _handle_offset_fetch(self, request: OffsetFetchRequest, now: float) -> OffsetFetchResponse:
+        if not request.group_id:
+            return request.error_response(
+                ErrorCode.INVALID_GROUP_ID, "the group id must not be empty"
+            )
+        return OffsetFetchResponse(
+            partitions=tuple(
+                self.group_coordinator.fetch(
+                    request.group_id, request.partitions, request.require_stable
+                )
+            )
+        )
+
+    def _handle_txn_offset_commit(
+        self, request: TxnOffsetCommitRequest, now: float
+    ) -> TxnOffsetCommitResponse:
+        groups = self.group_coordinator
+        error, message, refused = groups.check_commit(request.group_id, request.partitions)
+        if error is ErrorCode.NONE:
+            coordinator = self.transaction_coordinator
+            if coordinator.transactional_id_of(request.producer_id) != request.transactional_id:
+                error, message = (
+                    ErrorCode.INVALID_PRODUCER_ID_MAPPING,
+                    f"producer id {request.producer_id} is not the producer of "
+                    f"{request.transactional_id!r}",
+                )
+            else:
+                error, message = coordinator.verify_write(
+                    request.producer_id, request.producer_epoch, OFFSETS_TP
+                )
+                if error is ErrorCode.INVALID_TXN_STATE:
+                    message = (
+                        f"producer {request.producer_id} sent offsets outside its transaction: "
+                        "call AddOffsetsToTxn for the group first"
+                    )
+        if error is not ErrorCode.NONE:
+            return self._refused_commit(request, error, message, refused)  # type: ignore[no-any-return]
+        batch = groups.commit_transactional(
+            request.group_id,
+            request.partitions,
+            int(now * 1000),
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+        )
+        self.producer_state(OFFSETS_TOPIC, 0).update(batch)
+        return TxnOffsetCommitResponse(
+            tuple(OffsetCommitPartitionResponse(p.topic, p.partition) for p in request.partitions)
+        )
 
     def _allocate_producer_id(self) -> int:
         if self._next_producer_id >= self._disk.producer_id_block_end:

@@ -1,7 +1,11 @@
 """The partition log: whole batches at increasing offsets, and the marks that move over them.
 
-What this module must not know: producers, transactions, time or I/O. It stores batches as
-they come, answers reads, and knows which part of itself a crash cannot take away.
+What this module must not know: producer state, the coordinator, time or I/O. It stores batches
+as they come, answers reads, and knows which part of itself a crash cannot take away. Like
+Kafka's log it also keeps the two transaction indexes a reader needs: where each open
+transaction begins (so the last stable offset is known) and the aborted transactions (Kafka's
+``.txnindex``). Both follow from the batches alone: a transactional batch opens its producer's
+transaction, a marker (control batch) closes it.
 
 One broker stands for a whole replica set here. What Kafka calls "replicated to the ISR" is
 "flushed" here: the high watermark is the flushed offset, so a consumer never reads a record
@@ -15,9 +19,23 @@ from collections.abc import Iterator
 
 import attrs
 
-from minikafka.core.records import Record, RecordBatch
+from minikafka.core.records import ControlType, Record, RecordBatch
 
-__all__ = ["PartitionLog"]
+__all__ = ["AbortedTxn", "PartitionLog"]
+
+
+@attrs.frozen(slots=True)
+class AbortedTxn:
+    """An entry of the aborted-transaction index, as Kafka's ``AbortedTxn`` holds it.
+
+    ``last_offset`` is the offset of the ABORT marker; ``last_stable_offset`` is the offset
+    below which nothing was undecided when the marker was written. It lets a lookup stop early.
+    """
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    last_stable_offset: int
 
 
 @attrs.define(eq=False)
@@ -38,11 +56,67 @@ class PartitionLog:
     log_end_offset: int = 0
     flushed_offset: int = 0
     log_start_offset: int = 0
+    # Producer id -> first offset of its open transaction here (Kafka's ``ongoingTxns``).
+    open_transactions: dict[int, int] = attrs.Factory(dict)
+    # Aborted transactions in marker order, so by ``last_offset`` (Kafka's ``.txnindex``).
+    _aborted: list[AbortedTxn] = attrs.Factory(list)
+    _aborted_last_offsets: list[int] = attrs.Factory(list)
 
     @property
     def high_watermark(self) -> int:
         """The offset below which every record is durable, and so readable by consumers."""
         return self.flushed_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The offset below which every transaction is decided: what read_committed may read.
+
+        The lower of the high watermark and the first offset of the earliest open transaction.
+        """
+        if not self.open_transactions:
+            return self.flushed_offset
+        return min(self.flushed_offset, min(self.open_transactions.values()))
+
+    def _begin_transaction(self, producer_id: int, first_offset: int) -> None:
+        """Note that ``producer_id`` opened a transaction here at ``first_offset``."""
+        self.open_transactions.setdefault(producer_id, first_offset)
+
+    def _end_transaction(self, producer_id: int, marker_offset: int, *, aborted: bool) -> None:
+        """Close ``producer_id``'s open transaction with the marker at ``marker_offset``.
+
+        An aborted transaction goes into the aborted index; a marker that closes nothing
+        (the producer had no open transaction here) changes no index.
+        """
+        first_offset = self.open_transactions.pop(producer_id, None)
+        if first_offset is None or not aborted:
+            return
+        others = min(self.open_transactions.values(), default=marker_offset + 1)
+        self._aborted.append(
+            AbortedTxn(producer_id, first_offset, marker_offset, min(others, marker_offset + 1))
+        )
+        self._aborted_last_offsets.append(marker_offset)
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """Aborted transactions that overlap ``[fetch_offset, upper_bound)``.
+
+        Kafka's ``collectAbortedTxns``: a bisect to the first entry whose marker is at or after
+        ``fetch_offset``, then forward until an entry shows nothing later can start below
+        ``upper_bound``.
+        """
+        found = []
+        index = bisect.bisect_left(self._aborted_last_offsets, fetch_offset)
+        while index < len(self._aborted):
+            entry = self._aborted[index]
+            if entry.first_offset < upper_bound:
+                found.append(entry)
+            if entry.last_stable_offset >= upper_bound:
+                break
+            index += 1
+        return found
+
+    @property
+    def aborted_index(self) -> tuple[AbortedTxn, ...]:
+        return tuple(self._aborted)
 
     @property
     def batch_count(self) -> int:
@@ -60,7 +134,24 @@ class PartitionLog:
         previous_max = self._max_timestamps[-1] if self._max_timestamps else batch_max
         self._max_timestamps.append(max(previous_max, batch_max))
         self.log_end_offset += len(batch.records)
+        if batch.is_transactional:
+            self._index_transaction(stamped)
         return stamped
+
+    def _index_transaction(self, batch: RecordBatch) -> None:
+        if not batch.is_control:
+            self._begin_transaction(batch.producer_id, batch.base_offset)
+        else:
+            aborted = batch.control_type is ControlType.ABORT
+            self._end_transaction(batch.producer_id, batch.base_offset, aborted=aborted)
+
+    def _reindex_transactions(self) -> None:
+        self.open_transactions = {}
+        self._aborted = []
+        self._aborted_last_offsets = []
+        for batch in self._batches:
+            if batch.is_transactional:
+                self._index_transaction(batch)
 
     def flush(self) -> None:
         """Make everything appended so far durable; the high watermark moves to the log end."""
@@ -79,6 +170,7 @@ class PartitionLog:
             self._sizes.pop()
             self._max_timestamps.pop()
         self.log_end_offset = self.flushed_offset
+        self._reindex_transactions()
         return lost
 
     def batch_index(self, offset: int) -> int:

@@ -16,18 +16,25 @@ from typing import ClassVar
 import attrs
 
 from minikafka.core.errors import ErrorCode
-from minikafka.core.records import RecordBatch
+from minikafka.core.records import RecordBatch, TopicPartition
 
 __all__ = [
     "ACKS_ALL",
     "EARLIEST_TIMESTAMP",
     "LATEST_TIMESTAMP",
     "AbortedTransaction",
+    "AddOffsetsToTxnRequest",
+    "AddOffsetsToTxnResponse",
+    "AddPartitionsToTxnRequest",
+    "AddPartitionsToTxnResponse",
+    "AddPartitionsToTxnResult",
     "BrokerMetadata",
     "CreatableTopic",
     "CreatableTopicResult",
     "CreateTopicsRequest",
     "CreateTopicsResponse",
+    "EndTxnRequest",
+    "EndTxnResponse",
     "FetchPartition",
     "FetchPartitionResponse",
     "FetchRequest",
@@ -41,6 +48,13 @@ __all__ = [
     "ListOffsetsResponse",
     "MetadataRequest",
     "MetadataResponse",
+    "OffsetCommitPartition",
+    "OffsetCommitPartitionResponse",
+    "OffsetCommitRequest",
+    "OffsetCommitResponse",
+    "OffsetFetchPartitionResponse",
+    "OffsetFetchRequest",
+    "OffsetFetchResponse",
     "PartitionMetadata",
     "ProducePartitionData",
     "ProducePartitionResponse",
@@ -49,6 +63,8 @@ __all__ = [
     "Request",
     "Response",
     "TopicMetadata",
+    "TxnOffsetCommitRequest",
+    "TxnOffsetCommitResponse",
 ]
 
 ACKS_ALL = -1
@@ -330,6 +346,215 @@ class InitProducerIdRequest:
         return InitProducerIdResponse(error_code=error, error_message=message)
 
 
+# --- OffsetCommit (API key 8) -------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class OffsetCommitPartition:
+    """An offset to commit: the next offset the group will consume from ``topic-partition``."""
+
+    topic: str
+    partition: int
+    committed_offset: int
+    committed_metadata: str | None = None
+
+
+@attrs.frozen(slots=True)
+class OffsetCommitPartitionResponse:
+    topic: str
+    partition: int
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True)
+class OffsetCommitResponse:
+    partitions: tuple[OffsetCommitPartitionResponse, ...]
+
+
+def _refuse_offsets(
+    partitions: tuple[OffsetCommitPartition, ...], error: ErrorCode, message: str
+) -> tuple[OffsetCommitPartitionResponse, ...]:
+    return tuple(
+        OffsetCommitPartitionResponse(p.topic, p.partition, error, error_message=message)
+        for p in partitions
+    )
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OffsetCommitRequest:
+    """Commit offsets for a group. ``generation_id=-1`` and no member: a consumer that uses
+    ``assign()`` rather than group membership."""
+
+    api_key: ClassVar[int] = 8
+    api_name: ClassVar[str] = "OffsetCommit"
+
+    group_id: str
+    partitions: tuple[OffsetCommitPartition, ...]
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
+
+    def error_response(self, error: ErrorCode, message: str) -> OffsetCommitResponse:
+        return OffsetCommitResponse(_refuse_offsets(self.partitions, error, message))
+
+
+# --- OffsetFetch (API key 9) ---------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class OffsetFetchPartitionResponse:
+    """``committed_offset`` is -1 when the group has committed nothing for the partition."""
+
+    topic: str
+    partition: int
+    committed_offset: int = -1
+    committed_metadata: str | None = None
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OffsetFetchResponse:
+    partitions: tuple[OffsetFetchPartitionResponse, ...] = ()
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class OffsetFetchRequest:
+    """The group's committed offsets; ``partitions=None`` asks for all of them.
+
+    With ``require_stable``, a partition that has transactional offsets waiting for their
+    marker answers UNSTABLE_OFFSET_COMMIT, and the consumer asks again (KIP-447).
+    """
+
+    api_key: ClassVar[int] = 9
+    api_name: ClassVar[str] = "OffsetFetch"
+
+    group_id: str
+    partitions: tuple[TopicPartition, ...] | None = None
+    require_stable: bool = False
+
+    def error_response(self, error: ErrorCode, message: str) -> OffsetFetchResponse:
+        return OffsetFetchResponse(error_code=error, error_message=message)
+
+
+# --- AddPartitionsToTxn (API key 24) -------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class AddPartitionsToTxnResult:
+    topic: str
+    partition: int
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True)
+class AddPartitionsToTxnResponse:
+    results: tuple[AddPartitionsToTxnResult, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AddPartitionsToTxnRequest:
+    """Add partitions to the producer's transaction before its first write to each."""
+
+    api_key: ClassVar[int] = 24
+    api_name: ClassVar[str] = "AddPartitionsToTxn"
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    partitions: tuple[TopicPartition, ...]
+
+    def error_response(self, error: ErrorCode, message: str) -> AddPartitionsToTxnResponse:
+        return AddPartitionsToTxnResponse(
+            tuple(
+                AddPartitionsToTxnResult(tp.topic, tp.partition, error, error_message=message)
+                for tp in self.partitions
+            )
+        )
+
+
+# --- AddOffsetsToTxn (API key 25), EndTxn (API key 26) -------------------------------------
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AddOffsetsToTxnResponse:
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AddOffsetsToTxnRequest:
+    """Add the group's offsets partition to the transaction, before ``TxnOffsetCommit``."""
+
+    api_key: ClassVar[int] = 25
+    api_name: ClassVar[str] = "AddOffsetsToTxn"
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    group_id: str
+
+    def error_response(self, error: ErrorCode, message: str) -> AddOffsetsToTxnResponse:
+        return AddOffsetsToTxnResponse(error_code=error, error_message=message)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class EndTxnResponse:
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class EndTxnRequest:
+    """Commit (``committed=True``) or abort the producer's ongoing transaction."""
+
+    api_key: ClassVar[int] = 26
+    api_name: ClassVar[str] = "EndTxn"
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    committed: bool
+
+    def error_response(self, error: ErrorCode, message: str) -> EndTxnResponse:
+        return EndTxnResponse(error_code=error, error_message=message)
+
+
+# --- TxnOffsetCommit (API key 28) ----------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class TxnOffsetCommitResponse:
+    partitions: tuple[OffsetCommitPartitionResponse, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class TxnOffsetCommitRequest:
+    """Offsets written inside a transaction: pending until the transaction's marker.
+
+    ``generation_id`` and ``member_id`` come from the consumer's group metadata (KIP-447).
+    """
+
+    api_key: ClassVar[int] = 28
+    api_name: ClassVar[str] = "TxnOffsetCommit"
+
+    transactional_id: str
+    group_id: str
+    producer_id: int
+    producer_epoch: int
+    partitions: tuple[OffsetCommitPartition, ...]
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
+
+    def error_response(self, error: ErrorCode, message: str) -> TxnOffsetCommitResponse:
+        return TxnOffsetCommitResponse(_refuse_offsets(self.partitions, error, message))
+
+
 Request = (
     ProduceRequest
     | FetchRequest
@@ -337,6 +562,12 @@ Request = (
     | MetadataRequest
     | CreateTopicsRequest
     | InitProducerIdRequest
+    | OffsetCommitRequest
+    | OffsetFetchRequest
+    | AddPartitionsToTxnRequest
+    | AddOffsetsToTxnRequest
+    | EndTxnRequest
+    | TxnOffsetCommitRequest
 )
 Response = (
     ProduceResponse
@@ -345,4 +576,10 @@ Response = (
     | MetadataResponse
     | CreateTopicsResponse
     | InitProducerIdResponse
+    | OffsetCommitResponse
+    | OffsetFetchResponse
+    | AddPartitionsToTxnResponse
+    | AddOffsetsToTxnResponse
+    | EndTxnResponse
+    | TxnOffsetCommitResponse
 )
