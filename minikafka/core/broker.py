@@ -10,9 +10,12 @@ Rules for everything in ``core/``:
    written, the unflushed tail, the id counter). ``crash()`` drops the volatile part;
    ``recover()`` rebuilds it from the durable part, by replaying the logs, as Kafka does.
    That is the whole crash model.
-3. Work that Kafka does in the background (flushing, aborting timed-out transactions, writing
-   transaction markers) happens in ``tick(now)``, which every ``handle`` runs first. So an
-   EndTxn is answered once its decision is durable, and its markers follow at the next tick.
+3. Work that Kafka does in the background happens in ``tick(now)``: flushing, aborting
+   timed-out transactions, and writing transaction markers. ``handle`` does the time-based
+   part first (flush and timeouts), but only ``tick`` writes markers, as Kafka's coordinator
+   sends them after it answered EndTxn. Until then the transaction is PrepareCommit or
+   PrepareAbort, and its producer's next requests get CONCURRENT_TRANSACTIONS. The layer
+   above calls ``tick`` whenever time passes.
 4. Bad input never raises: it gets a Kafka error code and a message that says what was wrong,
    and a refused request changes nothing.
 5. Iterate only in insertion or sorted order, so the same requests give the same state.
@@ -235,10 +238,30 @@ class Broker:
                 ErrorCode.BROKER_NOT_AVAILABLE, "the broker is down; call recover() first"
             )
         deadline_ms = self._txn_deadline_ms
-        background = self._dirty or self.transaction_coordinator.pending_markers
-        if background or (deadline_ms is not None and now * 1000 > deadline_ms):
-            self.tick(now)
+        if self._dirty or (deadline_ms is not None and now * 1000 > deadline_ms):
+            self.tick(now, marker_limit=0)
         return handler(request, now)
+
+    def inspect(
+        self, request: FetchRequest | ListOffsetsRequest | OffsetFetchRequest, *, now: float
+    ) -> FetchResponse | ListOffsetsResponse | OffsetFetchResponse:
+        """Answer a read as ``handle`` would, but without letting time pass.
+
+        No background work runs first (no flush, no timeout, no marker), so an invariant or a
+        picture can look at the broker without changing what happens next.
+        """
+        if not isinstance(request, FetchRequest | ListOffsetsRequest | OffsetFetchRequest):
+            raise TypeError(
+                f"inspect answers Fetch, ListOffsets and OffsetFetch, not {type(request).__name__}"
+            )
+        if not self.running:
+            return request.error_response(
+                ErrorCode.BROKER_NOT_AVAILABLE, "the broker is down; call recover() first"
+            )
+        handler = self._handlers[type(request)]
+        response = handler(request, now)
+        assert isinstance(response, FetchResponse | ListOffsetsResponse | OffsetFetchResponse)
+        return response
 
     def tick(self, now: float, *, marker_limit: int | None = None) -> None:
         """Let time pass and do the background work due by ``now``.
@@ -955,7 +978,9 @@ class Broker:
                 error, message = coordinator.verify_write(
                     request.producer_id, request.producer_epoch, OFFSETS_TP
                 )
-                if error is ErrorCode.INVALID_TXN_STATE:
+                if error is ErrorCode.INVALID_PRODUCER_EPOCH:
+                    error = ErrorCode.PRODUCER_FENCED  # the group coordinator's word for it
+                elif error is ErrorCode.INVALID_TXN_STATE:
                     message = (
                         f"producer {request.producer_id} sent offsets outside its transaction: "
                         "call AddOffsetsToTxn for the group first"

@@ -93,15 +93,17 @@ def is_legal_transition(old: TransactionState | None, new: TransactionState) -> 
 class TransactionMetadata:
     """What the coordinator knows of one transactional id (Kafka's ``TransactionMetadata``).
 
-    ``last_producer_epoch`` is the epoch a client held before the bump it asked for itself,
-    so that a retried InitProducerId gets the same answer instead of a second bump. It is -1
-    after a bump the client did not ask for (a fresh init or a fence).
+    ``last_producer_epoch`` is the epoch a client held before the bump it asked for itself
+    (with ``previous_producer_id``, its producer id, when the bump needed a new id), so that a
+    retried InitProducerId gets the same answer instead of a second bump. Both are -1 after a
+    bump the client did not ask for (a fresh init or a fence).
     """
 
     transactional_id: str
     producer_id: int
     producer_epoch: int
     last_producer_epoch: int = -1
+    previous_producer_id: int = -1
     timeout_ms: int
     state: TransactionState
     partitions: tuple[TopicPartition, ...] = ()
@@ -270,23 +272,15 @@ class TransactionCoordinator:
             )
             self._write(fresh)
             return ErrorCode.NONE, None, fresh
-        if producer_id != -1:
-            if producer_id != current.producer_id:
-                return (
-                    ErrorCode.PRODUCER_FENCED,
-                    f"producer id {producer_id} no longer belongs to {transactional_id!r}; "
-                    "another instance has taken over",
-                    None,
-                )
-            if producer_epoch == current.last_producer_epoch and current.state is _S.EMPTY:
-                return ErrorCode.NONE, None, current  # a retry: the same answer, no bump
-            if producer_epoch != current.producer_epoch and self.fence_epochs:
-                return (
-                    ErrorCode.PRODUCER_FENCED,
-                    f"epoch {producer_epoch} of producer {producer_id} is stale: epoch "
-                    f"{current.producer_epoch} is current; another instance has taken over",
-                    None,
-                )
+        # Kafka's order: the producer id, then the state, then the epoch.
+        from_previous_id = producer_id != -1 and producer_id == current.previous_producer_id
+        if producer_id != -1 and producer_id != current.producer_id and not from_previous_id:
+            return (
+                ErrorCode.PRODUCER_FENCED,
+                f"producer id {producer_id} no longer belongs to {transactional_id!r}; "
+                "another instance has taken over",
+                None,
+            )
         if current.state in (_S.PREPARE_COMMIT, _S.PREPARE_ABORT):
             return (
                 ErrorCode.CONCURRENT_TRANSACTIONS,
@@ -294,13 +288,31 @@ class TransactionCoordinator:
                 None,
             )
         if current.state is _S.ONGOING:
-            # The previous incarnation left a transaction open: fence it and abort it.
+            # An earlier incarnation left a transaction open: fence it and abort it. The
+            # client retries, and the retry bumps the epoch once more.
             self._fence_and_abort(current, now_ms)
             return (
                 ErrorCode.CONCURRENT_TRANSACTIONS,
                 f"{transactional_id!r} had an open transaction; it is being aborted; retry",
                 None,
             )
+        if producer_id != -1:
+            asked_before = (
+                current.previous_producer_id
+                if current.previous_producer_id >= 0
+                else current.producer_id
+            )
+            if (producer_id, producer_epoch) == (asked_before, current.last_producer_epoch):
+                return ErrorCode.NONE, None, current  # a retry: the same answer, no bump
+            stale = from_previous_id or producer_epoch != current.producer_epoch
+            if stale and (self.fence_epochs or from_previous_id):
+                return (
+                    ErrorCode.PRODUCER_FENCED,
+                    f"epoch {producer_epoch} of producer {producer_id} is stale: producer "
+                    f"{current.producer_id} epoch {current.producer_epoch} is current; "
+                    "another instance has taken over",
+                    None,
+                )
         bumped = self._bump(current, asked_by=producer_epoch if producer_id != -1 else -1)
         ready = attrs.evolve(
             bumped,
@@ -320,10 +332,14 @@ class TransactionCoordinator:
                 metadata,
                 producer_id=self._allocate_producer_id(),
                 producer_epoch=0,
-                last_producer_epoch=-1,
+                previous_producer_id=metadata.producer_id if asked_by >= 0 else -1,
+                last_producer_epoch=asked_by,
             )
         return attrs.evolve(
-            metadata, producer_epoch=metadata.producer_epoch + 1, last_producer_epoch=asked_by
+            metadata,
+            producer_epoch=metadata.producer_epoch + 1,
+            previous_producer_id=-1,
+            last_producer_epoch=asked_by,
         )
 
     def _fence_and_abort(self, metadata: TransactionMetadata, now_ms: int) -> None:
@@ -332,6 +348,7 @@ class TransactionCoordinator:
             metadata,
             producer_epoch=min(metadata.producer_epoch + 1, MAX_PRODUCER_EPOCH),
             last_producer_epoch=-1,
+            previous_producer_id=-1,
             state=_S.PREPARE_EPOCH_FENCE,
         )
         self._write(fenced, durable=False)  # memory only, as in Kafka
@@ -410,11 +427,22 @@ class TransactionCoordinator:
                 ErrorCode.INVALID_PRODUCER_ID_MAPPING,
                 f"producer id {producer_id} has no transactional id; call InitProducerId first",
             )
+        if producer_epoch > current.producer_epoch:
+            return (
+                ErrorCode.INVALID_PRODUCER_EPOCH,
+                f"producer {producer_id} wrote with epoch {producer_epoch}, which was never "
+                f"issued: epoch {current.producer_epoch} is current",
+            )
         if producer_epoch < current.producer_epoch and self.fence_epochs:
             return (
                 ErrorCode.INVALID_PRODUCER_EPOCH,
                 f"producer {producer_id} wrote with epoch {producer_epoch}, but epoch "
                 f"{current.producer_epoch} is current: a newer instance has fenced this one",
+            )
+        if current.state in (_S.PREPARE_COMMIT, _S.PREPARE_ABORT):
+            return (
+                ErrorCode.CONCURRENT_TRANSACTIONS,
+                f"the transaction of producer {producer_id} is completing; retry shortly",
             )
         if current.state is not _S.ONGOING or tp not in current.partitions:
             return (
