@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a hypothesis state machine. Exit 0 when the invariants held, 1 with "
         "a shrunk counterexample when they did not.",
     )
-    explore.add_argument("machine", help="which machine: dedup")
+    explore.add_argument("machine", help="which machine: dedup, atomic-commit or fencing")
     explore.add_argument(
         "--break",
         dest="break_",

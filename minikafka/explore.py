@@ -21,14 +21,16 @@ from rich.table import Table
 from rich.text import Text
 
 from minikafka.core import Safeguard
-from minikafka.testing.dedup import TOPIC, IdempotenceMachine
+from minikafka.testing.dedup import IdempotenceMachine
+from minikafka.testing.story import LogRow
+from minikafka.testing.transactions import AtomicCommitMachine, FencingMachine
 
 __all__ = ["MACHINES", "ExploreResult", "LogRow", "explore", "render"]
 
 
 @attrs.frozen
 class MachineInfo:
-    machine: type[IdempotenceMachine]
+    machine: type[Any]
     safeguards: tuple[Safeguard, ...]
     """The safeguards whose absence this machine can show."""
     promise: str
@@ -41,19 +43,20 @@ MACHINES: dict[str, MachineInfo] = {
         "every record a producer sends lands once, acknowledged ones at the offset the "
         "acknowledgement gave, in send order",
     ),
+    "atomic-commit": MachineInfo(
+        AtomicCommitMachine,
+        (Safeguard.LAST_STABLE_OFFSET, Safeguard.PENDING_TXN_OFFSETS, Safeguard.ROLL_FORWARD),
+        "a transaction's records and offsets become visible all together or not at all; "
+        "read_committed never sees aborted or open records, and sees every committed one "
+        "below the last stable offset",
+    ),
+    "fencing": MachineInfo(
+        FencingMachine,
+        (Safeguard.EPOCH_FENCING,),
+        "once a transactional id's epoch is bumped, nothing its older instances send is "
+        "accepted, and their transactions stay atomic",
+    ),
 }
-
-
-@attrs.frozen
-class LogRow:
-    topic: str
-    partition: int
-    offset: int
-    value: str
-    producer_id: int
-    producer_epoch: int
-    sequence: int
-    duplicate: bool
 
 
 @attrs.frozen
@@ -72,27 +75,6 @@ class ExploreResult:
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
-
-
-def _log_rows(machine: IdempotenceMachine) -> tuple[LogRow, ...]:
-    rows = []
-    for partition in range(machine.partitions):
-        for batch in machine.broker.log(TOPIC, partition).batches():
-            for position, record in enumerate(batch.records):
-                value = record.value or b""
-                rows.append(
-                    LogRow(
-                        TOPIC,
-                        partition,
-                        batch.base_offset + position,
-                        value.decode(errors="replace"),
-                        batch.producer_id,
-                        batch.producer_epoch,
-                        batch.base_sequence + position if batch.base_sequence >= 0 else -1,
-                        len(machine.seen_at.get(value, ())) > 1,
-                    )
-                )
-    return tuple(rows)
 
 
 def explore(
@@ -114,10 +96,10 @@ def explore(
                 f"the {name} machine does not exercise {safeguard.value}; it can break: {choices}"
             )
     machine_cls = info.machine.breaking(*broken) if broken else info.machine
-    runs: list[IdempotenceMachine] = []
+    runs: list[Any] = []
     count = [0]
 
-    def factory() -> IdempotenceMachine:
+    def factory() -> Any:
         machine = machine_cls()
         runs[:] = [machine]
         count[0] += 1
@@ -158,7 +140,7 @@ def explore(
             steps=tuple(line.text for line in minimal.steps),
             setup=tuple(line.text for line in minimal.story if line.phase == "setup"),
             healing=tuple(line.text for line in minimal.story if line.phase == "heal"),
-            log=_log_rows(minimal),
+            log=minimal.log_rows(),
             **result,  # type: ignore[arg-type]
         )
     return ExploreResult(held=True, examples=count[0], **result)  # type: ignore[arg-type]
@@ -201,21 +183,21 @@ def render(result: ExploreResult) -> Group:
     for line in result.healing:
         steps.add_row("then", Text(line, style="dim"))
     parts.append(steps)
-    log = Table(title=f"The log of {TOPIC!r} after the run", header_style="bold")
-    for column in ("partition", "offset", "value", "producer", "epoch", "sequence", "note"):
+    log = Table(title="The partition logs after the run", header_style="bold")
+    for column in ("partition", "offset", "value", "pid", "epoch", "seq", "note"):
         log.add_column(
             column, justify="left" if column in ("value", "note") else "right", no_wrap=True
         )
     for row in result.log:
         log.add_row(
-            str(row.partition),
+            f"{row.topic}-{row.partition}",
             str(row.offset),
             row.value,
             str(row.producer_id),
             str(row.producer_epoch),
             str(row.sequence),
-            "duplicate" if row.duplicate else "",
-            style="bold red" if row.duplicate else None,
+            row.note,
+            style="bold red" if row.bad else None,
         )
     parts.append(log)
     return Group(*parts)

@@ -23,7 +23,7 @@ def test_explore_dedup_broken_prints_a_short_counterexample(
     assert result["broken"] == ["producer-dedup"]
     assert result["error"].startswith("duplicate:")
     assert 1 <= len(result["steps"]) <= 10
-    assert any(row["duplicate"] for row in result["log"])
+    assert any(row["note"] == "duplicate" and row["bad"] for row in result["log"])
 
 
 def test_explore_rich_output_numbers_the_steps(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import settings
-from hypothesis.stateful import invariant, run_state_machine_as_test
+from hypothesis.stateful import invariant
 
 from minikafka.core import Safeguard
-from minikafka.testing import IdempotenceMachine
+from minikafka.testing import IdempotenceMachine, find_counterexample
 
 TestIdempotence = IdempotenceMachine.TestCase
-
-
-def find_counterexample(machine: type[IdempotenceMachine]) -> tuple[str, IdempotenceMachine]:
-    """Run ``machine`` until hypothesis finds and shrinks a failure; return it and the run."""
-    machines: list[IdempotenceMachine] = []
-
-    def factory() -> IdempotenceMachine:
-        machines.append(machine())
-        return machines[-1]
-
-    with pytest.raises(AssertionError) as failure:
-        run_state_machine_as_test(
-            factory, settings=settings(print_blob=False, report_multiple_bugs=False)
-        )
-    return str(failure.value), machines[-1]
 
 
 def test_without_producer_dedup_hypothesis_finds_a_short_duplicate() -> None:

@@ -1,10 +1,28 @@
 """Hypothesis state machines and strategies for minikafka, made to be subclassed.
 
-``IdempotenceMachine`` checks the producer deduplication invariants under faults; subclass it
-to add an invariant, or call ``IdempotenceMachine.breaking(Safeguard.X)`` to watch one fail.
+``IdempotenceMachine`` checks the producer deduplication invariants under faults;
+``AtomicCommitMachine`` and ``FencingMachine`` check transactions (atomic commit, read_committed,
+transactional offsets, zombie fencing). Subclass one to add an invariant, or call
+``Machine.breaking(Safeguard.X)`` to watch one fail.
 """
 
+from minikafka.testing.controls import NoCounterexample, find_counterexample
 from minikafka.testing.dedup import IdempotenceMachine, InFlight, SentRecord
 from minikafka.testing.profiles import load_profile, register_profiles
+from minikafka.testing.story import LogRow, StoryLine
+from minikafka.testing.transactions import AtomicCommitMachine, FencingMachine, TransactionMachine
 
-__all__ = ["IdempotenceMachine", "InFlight", "SentRecord", "load_profile", "register_profiles"]
+__all__ = [
+    "AtomicCommitMachine",
+    "FencingMachine",
+    "IdempotenceMachine",
+    "InFlight",
+    "LogRow",
+    "NoCounterexample",
+    "SentRecord",
+    "StoryLine",
+    "TransactionMachine",
+    "find_counterexample",
+    "load_profile",
+    "register_profiles",
+]

@@ -51,6 +51,7 @@ from minikafka.core import (
     Safeguard,
     TopicPartition,
 )
+from minikafka.testing.story import LogRow, StoryLine
 
 __all__ = [
     "FATES",
@@ -104,15 +105,6 @@ class InFlight:
                 )
             return f"Produce #{self.number} from {self.name} ({'; '.join(parts)})"
         return f"{request.api_name} #{self.number} from {self.name}"
-
-
-@attrs.frozen
-class StoryLine:
-    """One line of a run's story: ``phase`` is "setup", "step" or "heal"."""
-
-    phase: str
-    text: str
-    detail: bool = False
 
 
 @attrs.define
@@ -364,6 +356,29 @@ class IdempotenceMachine(RuleBasedStateMachine):
             )
         self.each_record_at_most_once()
         self.acknowledged_records_exactly_once_in_order()
+
+    def log_rows(self) -> tuple[LogRow, ...]:
+        """The partition logs as rows, each record marked if it is a duplicate."""
+        rows = []
+        for partition in range(self.partitions):
+            for batch in self.broker.log(TOPIC, partition).batches():
+                for position, record in enumerate(batch.records):
+                    value = record.value or b""
+                    duplicate = len(self.seen_at.get(value, ())) > 1
+                    rows.append(
+                        LogRow(
+                            TOPIC,
+                            partition,
+                            batch.base_offset + position,
+                            value.decode(errors="replace"),
+                            batch.producer_id,
+                            batch.producer_epoch,
+                            batch.base_sequence + position if batch.base_sequence >= 0 else -1,
+                            "duplicate" if duplicate else "",
+                            duplicate,
+                        )
+                    )
+        return tuple(rows)
 
     # --- helpers ---------------------------------------------------------------------------
 

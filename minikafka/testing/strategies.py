@@ -9,8 +9,11 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from minikafka.core.messages import (
+    AddOffsetsToTxnRequest,
+    AddPartitionsToTxnRequest,
     CreatableTopic,
     CreateTopicsRequest,
+    EndTxnRequest,
     FetchPartition,
     FetchRequest,
     InitProducerIdRequest,
@@ -18,15 +21,29 @@ from minikafka.core.messages import (
     ListOffsetsPartition,
     ListOffsetsRequest,
     MetadataRequest,
+    OffsetCommitPartition,
+    OffsetCommitRequest,
+    OffsetFetchRequest,
     ProducePartitionData,
     ProduceRequest,
     Request,
+    TxnOffsetCommitRequest,
 )
-from minikafka.core.records import MAX_SEQUENCE, Record, RecordBatch
+from minikafka.core.records import MAX_SEQUENCE, Record, RecordBatch, TopicPartition
 
-__all__ = ["batches", "records", "requests", "topic_names"]
+__all__ = [
+    "batches",
+    "group_ids",
+    "records",
+    "requests",
+    "topic_names",
+    "transaction_requests",
+    "transactional_ids",
+]
 
 KNOWN_TOPICS = ("payments", "ledger")
+KNOWN_TRANSACTIONAL_IDS = ("tx", "other")
+KNOWN_GROUPS = ("ledger-group", "other-group")
 
 
 def topic_names() -> st.SearchStrategy[str]:
@@ -71,6 +88,66 @@ def _partition() -> st.SearchStrategy[int]:
     return _small_or_any(-2, 3)
 
 
+def transactional_ids() -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(KNOWN_TRANSACTIONAL_IDS), st.just(""), st.text(max_size=4))
+
+
+def group_ids() -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(KNOWN_GROUPS), st.just(""), st.text(max_size=4))
+
+
+def _topic_partitions() -> st.SearchStrategy[tuple[TopicPartition, ...]]:
+    return st.lists(st.builds(TopicPartition, topic_names(), _partition()), max_size=3).map(tuple)
+
+
+def _offsets() -> st.SearchStrategy[tuple[OffsetCommitPartition, ...]]:
+    return st.lists(
+        st.builds(
+            OffsetCommitPartition,
+            topic_names(),
+            _partition(),
+            _small_or_any(-2, 20),
+            st.none() | st.text(max_size=3) | st.just("x" * 4097),
+        ),
+        max_size=3,
+    ).map(tuple)
+
+
+def transaction_requests() -> st.SearchStrategy[Request]:
+    """Requests of the transaction and offset APIs, with any field values of the right types."""
+    producer = {
+        "transactional_id": transactional_ids(),
+        "producer_id": _small_or_any(-2, 3),
+        "producer_epoch": _small_or_any(-2, 3),
+    }
+    return st.one_of(
+        st.builds(AddPartitionsToTxnRequest, partitions=_topic_partitions(), **producer),
+        st.builds(AddOffsetsToTxnRequest, group_id=group_ids(), **producer),
+        st.builds(EndTxnRequest, committed=st.booleans(), **producer),
+        st.builds(
+            TxnOffsetCommitRequest,
+            group_id=group_ids(),
+            partitions=_offsets(),
+            generation_id=_small_or_any(-2, 3),
+            member_id=st.text(max_size=3),
+            **producer,
+        ),
+        st.builds(
+            OffsetCommitRequest,
+            group_id=group_ids(),
+            partitions=_offsets(),
+            generation_id=_small_or_any(-2, 3),
+            member_id=st.text(max_size=3),
+        ),
+        st.builds(
+            OffsetFetchRequest,
+            group_id=group_ids(),
+            partitions=st.none() | _topic_partitions(),
+            require_stable=st.booleans(),
+        ),
+    )
+
+
 def requests() -> st.SearchStrategy[Request]:
     """Any request the core knows, with any field values of the right types."""
     isolation = st.sampled_from(IsolationLevel)
@@ -81,7 +158,7 @@ def requests() -> st.SearchStrategy[Request]:
         ).map(tuple),
         acks=st.one_of(st.sampled_from([-1, 0, 1]), st.integers()),
         timeout_ms=st.integers(),
-        transactional_id=st.none() | st.text(max_size=4),
+        transactional_id=st.none() | transactional_ids(),
     )
     fetch = st.builds(
         FetchRequest,
@@ -123,9 +200,17 @@ def requests() -> st.SearchStrategy[Request]:
     )
     init_producer_id = st.builds(
         InitProducerIdRequest,
-        transactional_id=st.none() | st.text(max_size=4),
+        transactional_id=st.none() | transactional_ids(),
         transaction_timeout_ms=st.integers(),
         producer_id=_small_or_any(-2, 3),
         producer_epoch=_small_or_any(-2, 3),
     )
-    return st.one_of(produce, fetch, list_offsets, metadata, create_topics, init_producer_id)
+    return st.one_of(
+        produce,
+        fetch,
+        list_offsets,
+        metadata,
+        create_topics,
+        init_producer_id,
+        transaction_requests(),
+    )

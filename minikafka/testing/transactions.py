@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, ClassVar, NoReturn
 
@@ -78,8 +79,14 @@ from minikafka.core import (
 from minikafka.core.groups import OFFSETS_TOPIC
 from minikafka.core.isolation import visible_records
 from minikafka.core.log import PartitionLog
-from minikafka.core.transactions import TransactionState, is_legal_transition
-from minikafka.testing.dedup import FATES, StoryLine
+from minikafka.core.transactions import (
+    TRANSACTION_STATE_TOPIC,
+    TransactionMetadata,
+    TransactionState,
+    is_legal_transition,
+)
+from minikafka.testing.dedup import FATES
+from minikafka.testing.story import LogRow, StoryLine
 
 __all__ = [
     "AtomicCommitMachine",
@@ -95,6 +102,9 @@ INPUT_TOPIC = "orders"
 GROUP = "ledger"
 TIMEOUT_MS = 60_000
 HEAL_ROUNDS_MAX = 50
+TXN_FATES = (*FATES, "crash after")
+"""What the network does with a request; "crash after": the broker handles it, then crashes
+and recovers before the response leaves."""
 EVENTS = ("marker", "broker crash", "producer restart", "1s", "61s")
 
 TxnRequest = (
@@ -184,7 +194,10 @@ class TransactionMachine(RuleBasedStateMachine):
         self.acknowledged: dict[str, bool] = {}
         """Tags whose EndTxn was acknowledged, and whether it was a commit."""
         self._lso_seen: dict[int, int] = {}
+        self._decisions_read = 0
+        self._decided: dict[str, TransactionState] = {}
         self.failed = False
+        self.failure: str | None = None
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -222,7 +235,7 @@ class TransactionMachine(RuleBasedStateMachine):
         client=st.integers(0, 3),
         partition=st.integers(0, PARTITIONS - 1),
         records=st.integers(1, 2),
-        fate=st.sampled_from(FATES),
+        fate=st.sampled_from(TXN_FATES),
     )
     def send(self, client: int, partition: int, records: int, fate: str) -> None:
         """Write records in the transaction, adding the partition to it first if need be.
@@ -262,7 +275,7 @@ class TransactionMachine(RuleBasedStateMachine):
         self._exchange(chosen, request, fate)
 
     @precondition(lambda self: any(c.ready and not c.abortable for c in self.clients))
-    @rule(client=st.integers(0, 3), fate=st.sampled_from(FATES))
+    @rule(client=st.integers(0, 3), fate=st.sampled_from(TXN_FATES))
     def send_offsets(self, client: int, fate: str) -> None:
         """Kafka's ``send_offsets_to_transaction``: AddOffsetsToTxn, then TxnOffsetCommit.
 
@@ -292,7 +305,7 @@ class TransactionMachine(RuleBasedStateMachine):
         self._exchange(chosen, request, fate)
 
     @precondition(lambda self: any(c.ready and c.tag is not None for c in self.clients))
-    @rule(client=st.integers(0, 3), commit=st.booleans(), fate=st.sampled_from(FATES))
+    @rule(client=st.integers(0, 3), commit=st.booleans(), fate=st.sampled_from(TXN_FATES))
     def end(self, client: int, commit: bool, fate: str) -> None:
         chosen = self._pick(client, lambda c: c.ready and c.tag is not None)
         commit = commit and not chosen.abortable
@@ -310,14 +323,14 @@ class TransactionMachine(RuleBasedStateMachine):
         self._exchange(chosen, request, fate)
 
     @precondition(lambda self: any(c.pending is not None for c in self.clients))
-    @rule(client=st.integers(0, 3), fate=st.sampled_from(FATES))
+    @rule(client=st.integers(0, 3), fate=st.sampled_from(TXN_FATES))
     def retry(self, client: int, fate: str) -> None:
         chosen = self._pick(client, lambda c: c.pending is not None)
         assert chosen.pending is not None
         self._exchange(chosen, chosen.pending.request, fate, retry=True)
 
     @precondition(lambda self: any(c.ready and c.tag is None for c in self.clients))
-    @rule(client=st.integers(0, 3), fate=st.sampled_from(FATES))
+    @rule(client=st.integers(0, 3), fate=st.sampled_from(TXN_FATES))
     def bump_epoch(self, client: int, fate: str) -> None:
         """InitProducerId with the current id and epoch (KIP-360): a bump, safe to retry."""
         chosen = self._pick(client, lambda c: c.ready and c.tag is None)
@@ -345,7 +358,7 @@ class TransactionMachine(RuleBasedStateMachine):
 
     # --- rules: the broker and time --------------------------------------------------------
 
-    @rule(event=st.sampled_from(EVENTS), client=st.integers(0, 3), fate=st.sampled_from(FATES))
+    @rule(event=st.sampled_from(EVENTS), client=st.integers(0, 3), fate=st.sampled_from(TXN_FATES))
     def event(self, event: str, client: int, fate: str) -> None:
         """Something happens besides the producers' work. One rule for all of these, so that
         failures do not crowd out the work they disturb.
@@ -424,7 +437,11 @@ class TransactionMachine(RuleBasedStateMachine):
             if before_copy is not None and self._succeeded(again):
                 copy_changed = self.broker.snapshot() != before_copy
         outcome = self._outcome(response)
-        if fate == "lose response":
+        if fate == "crash after":
+            self.broker.restart()
+            self.say(f"{what}: {outcome}; the broker crashes before the response leaves")
+            fate = "lose response"
+        elif fate == "lose response":
             self.say(f"{what}: {outcome}; the response is lost")
         else:
             self.say(f"{what}: {outcome}" + (" (delivered twice)" if again else ""))
@@ -650,10 +667,33 @@ class TransactionMachine(RuleBasedStateMachine):
                     f"illegal transition: {transition.transactional_id} moved from {old} "
                     f"to {transition.new.title}"
                 )
+        self._read_decisions()
         for transactional_id in coordinator.pending_markers:
             state = coordinator.transactions[transactional_id].state
             if state not in (TransactionState.PREPARE_COMMIT, TransactionState.PREPARE_ABORT):
                 self._fail(f"markers pending for {transactional_id}, which is {state.title}")
+
+    def _read_decisions(self) -> None:
+        """A durable PrepareCommit is the decision: nothing may turn it into an abort."""
+        log = self.broker.internal_log(TRANSACTION_STATE_TOPIC)
+        for batch in log.batches(self._decisions_read):
+            for record in batch.records:
+                assert record.value is not None
+                metadata = TransactionMetadata.from_json(record.value)
+                previous = self._decided.get(metadata.transactional_id)
+                overturned = previous is TransactionState.PREPARE_COMMIT and metadata.state in (
+                    TransactionState.PREPARE_ABORT,
+                    TransactionState.COMPLETE_ABORT,
+                )
+                if overturned:
+                    tags = [t for t, o in self.tag_owner.items() if o == metadata.transactional_id]
+                    which = f" for {tags[-1]}" if tags else ""
+                    self._fail(
+                        f"decision overturned: {metadata.transactional_id} logged "
+                        f"PrepareCommit{which}, then {metadata.state.title}"
+                    )
+                self._decided[metadata.transactional_id] = metadata.state
+        self._decisions_read = log.batch_count
 
     def _markers_pending(self, tag: str) -> bool:
         transactional_id = self.tag_owner.get(tag)
@@ -823,7 +863,48 @@ class TransactionMachine(RuleBasedStateMachine):
     def _fail(self, message: str) -> NoReturn:
         """Stop the run with ``message``; teardown then leaves the evidence as it is."""
         self.failed = True
+        self.failure = message
         raise AssertionError(message)
+
+    def log_rows(self) -> tuple[LogRow, ...]:
+        """The partition logs and the offsets log as rows, each record with its fate.
+
+        Records of the transactions the failure names are marked as the evidence.
+        """
+        named = set(re.findall(r"\bT\d+\b", self.failure or ""))
+        rows = []
+        offsets_log = self.broker.internal_log(OFFSETS_TOPIC)
+        for log in [*self._data_logs(), offsets_log]:
+            fates = {offset: fate for offset, _, _, fate in self.fates(log)}
+            for batch in log.batches():
+                for position, record in enumerate(batch.records):
+                    offset = batch.base_offset + position
+                    if batch.is_control:
+                        kind = batch.control_type.name if batch.control_type else "?"
+                        value, note, tag = "", f"{kind} marker", ""
+                    elif log is offsets_log:
+                        tag = self._offset_tag(record)
+                        value = f"{INPUT_TOPIC}-0 -> {self._offset_value(record)} ({tag})"
+                        note = fates.get(offset, "")
+                    else:
+                        value = (record.value or b"").decode(errors="replace")
+                        tag = value.split(".")[0]
+                        note = fates.get(offset, "")
+                    sequence = batch.base_sequence + position if batch.base_sequence >= 0 else -1
+                    rows.append(
+                        LogRow(
+                            log.topic,
+                            log.partition,
+                            offset,
+                            value,
+                            batch.producer_id,
+                            batch.producer_epoch,
+                            sequence,
+                            note,
+                            tag in named,
+                        )
+                    )
+        return tuple(rows)
 
     def say(self, line: str, *, detail: bool = False) -> None:
         self.story.append(StoryLine(self.phase, line, detail))
@@ -844,7 +925,7 @@ class FencingMachine(TransactionMachine):
     max_instances: ClassVar[int] = 3
 
     @precondition(lambda self: len(self.clients) < self.max_instances)
-    @rule(fate=st.sampled_from(FATES))
+    @rule(fate=st.sampled_from(TXN_FATES))
     def start_another_instance(self, fate: str) -> None:
         """A second process starts with the same transactional id; the first one lives on."""
         new = self._new_instance(self.transactional_ids[0])
