@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from minikafka import __version__
 from minikafka.core import ConfigError, Safeguard
@@ -66,6 +68,42 @@ def _explore(args: argparse.Namespace, console: Console) -> int:
     return 0 if result.held else 1
 
 
+def _show(args: argparse.Namespace, console: Console) -> int:
+    from minikafka.scenarios import SCENARIOS, run_scenario
+    from minikafka.viz import render_scenario, scenario_json
+
+    if args.scenario is None:
+        table = Table(title="Scenarios: minikafka show NAME", header_style="bold")
+        table.add_column("name", style="bold")
+        table.add_column("what it shows")
+        for scenario in SCENARIOS.values():
+            table.add_row(scenario.name, scenario.summary)
+        console.print(table)
+        return 0
+    try:
+        result = run_scenario(args.scenario)
+    except KeyError as error:
+        console.print(f"[red]{error.args[0]}[/]")
+        return 2
+    if args.json:
+        print(json.dumps(scenario_json(args.scenario, result), indent=2))
+        return 0
+    picture = render_scenario(result)
+    if args.svg is None:
+        console.print(picture)
+        return 0
+    recorder = Console(record=True, width=110, file=io.StringIO())
+    recorder.print(picture)
+    try:
+        recorder.save_svg(args.svg, title=f"minikafka show {args.scenario}")
+    except OSError as error:
+        console.print(f"[red]cannot write {args.svg}: {error.strerror}[/]")
+        return 2
+    console.print(picture)
+    console.print(f"Saved the picture to [bold]{args.svg}[/]")
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -110,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explore.add_argument("--json", action="store_true", help="print the result as JSON")
     explore.set_defaults(run=_explore)
+    show = commands.add_parser(
+        "show",
+        help="run a small scripted scenario and draw what it left behind",
+        description="Run a scripted scenario and draw the partition logs, the transaction "
+        "coordinator and the group offsets it left. Without a name, list the scenarios.",
+    )
+    show.add_argument("scenario", nargs="?", help="which scenario (omit to list them)")
+    show.add_argument("--svg", metavar="FILE", help="also save the picture as an SVG file")
+    show.add_argument("--json", action="store_true", help="print the state as JSON")
+    show.set_defaults(run=_show)
     return parser
 
 

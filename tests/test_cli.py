@@ -47,4 +47,29 @@ def test_safeguard_the_machine_cannot_show(capsys: pytest.CaptureFixture[str]) -
 
 def test_unknown_machine(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", "nope"]) == 2
-    assert "choose one of: dedup" in capsys.readouterr().out
+    assert "choose one of: dedup, atomic-commit, fencing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("machine", ["atomic-commit", "fencing"])
+def test_explore_transaction_machines_hold(
+    machine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["explore", machine, "--max-examples", "20"]) == 0
+    assert "The invariants held" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("machine", "safeguard"),
+    [
+        ("atomic-commit", "last-stable-offset"),
+        ("atomic-commit", "pending-txn-offsets"),
+        ("fencing", "epoch-fencing"),
+    ],
+)
+def test_explore_transaction_machines_break(  # roll-forward: see test_transaction_machines
+    machine: str, safeguard: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["explore", machine, "--break", safeguard, "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["broken"] == [safeguard]
+    assert 1 <= len(result["steps"]) <= 8

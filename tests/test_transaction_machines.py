@@ -36,7 +36,7 @@ def test_without_the_safeguard_hypothesis_finds_a_short_counterexample(
 
 def test_the_counterexample_marks_its_evidence_in_the_log() -> None:
     message, minimal = find_counterexample(
-        AtomicCommitMachine.breaking(Safeguard.LAST_STABLE_OFFSET)
+        AtomicCommitMachine.breaking(Safeguard.PENDING_TXN_OFFSETS)
     )
     rows = minimal.log_rows()
     assert any(row.bad for row in rows), (message, rows)

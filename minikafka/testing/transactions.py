@@ -880,7 +880,7 @@ class TransactionMachine(RuleBasedStateMachine):
                 for position, record in enumerate(batch.records):
                     offset = batch.base_offset + position
                     if batch.is_control:
-                        kind = batch.control_type.name if batch.control_type else "?"
+                        kind = batch.control_type.name if batch.control_type is not None else "?"
                         value, note, tag = "", f"{kind} marker", ""
                     elif log is offsets_log:
                         tag = self._offset_tag(record)

@@ -1,0 +1,95 @@
+"""``minikafka show``: the scenarios run, and the pictures say what the logs hold."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from minikafka.cli import main
+from minikafka.core.transactions import TransactionState
+from minikafka.scenarios import SCENARIOS, run_scenario
+from minikafka.viz import batch_outcomes, render_scenario
+
+
+def test_the_transactions_scenario_leaves_a_committed_an_aborted_and_an_open_one() -> None:
+    result = run_scenario("transactions")
+    broker = result.broker
+    p0 = broker.log("payments", 0)
+    assert batch_outcomes(p0) == [
+        "committed",
+        "aborted",
+        "COMMIT marker",
+        "open",
+        "ABORT marker",
+    ]
+    assert (p0.last_stable_offset, p0.high_watermark) == (3, 6)
+    p1 = broker.log("payments", 1)
+    assert p1.last_stable_offset == p1.high_watermark == 6
+    states = {
+        tid: metadata.state for tid, metadata in broker.transaction_coordinator.transactions.items()
+    }
+    assert states == {
+        "pay-1": TransactionState.COMPLETE_COMMIT,
+        "pay-2": TransactionState.COMPLETE_ABORT,
+        "pay-3": TransactionState.ONGOING,
+    }
+    groups = broker.group_coordinator
+    assert [offset.offset for offset in groups.committed["ledger"].values()] == [3]
+    assert [o.offset for by_tp in groups.pending["ledger"].values() for o in by_tp.values()] == [7]
+
+
+def test_the_picture_marks_the_high_watermark_and_the_last_stable_offset() -> None:
+    console = Console(file=StringIO(), width=110, color_system=None)
+    console.print(render_scenario(run_scenario("transactions")))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "payments-0: high watermark 6, last stable offset 3" in out
+    assert "▲LSO" in out and "▲HW" in out
+    assert "read_committed stops here" in out
+    for word in ("committed", "aborted", "open", "COMMIT marker", "ABORT marker", "Ongoing"):
+        assert word in out
+    assert "7 from pay-3" in out
+
+
+def test_show_lists_the_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show"]) == 0
+    out = capsys.readouterr().out
+    for name in SCENARIOS:
+        assert name in out
+
+
+def test_show_an_unknown_scenario_names_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "transaction"]) == 2
+    assert "choose one of: transactions" in capsys.readouterr().out
+
+
+def test_show_saves_an_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "transactions.svg"
+    assert main(["show", "transactions", "--svg", str(target)]) == 0
+    svg = target.read_text()
+    assert svg.startswith("<svg") and "payments-0" in svg
+    assert "Saved the picture to" in capsys.readouterr().out
+
+
+def test_show_svg_to_a_missing_directory_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["show", "transactions", "--svg", str(tmp_path / "no" / "x.svg")]) == 2
+    assert "cannot write" in capsys.readouterr().out
+
+
+def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "transactions", "--json"]) == 0
+    state = json.loads(capsys.readouterr().out)
+    first = state["partitions"][0]
+    assert (first["high_watermark"], first["last_stable_offset"]) == (6, 3)
+    assert [batch["outcome"] for batch in first["batches"]][:2] == ["committed", "aborted"]
+    assert {t["state"] for t in state["transactions"]} == {
+        "CompleteCommit",
+        "CompleteAbort",
+        "Ongoing",
+    }
+    assert state["pending_offsets"][0]["offset"] == 7
