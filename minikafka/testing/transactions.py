@@ -728,25 +728,34 @@ class TransactionMachine(RuleBasedStateMachine):
                     f"{', '.join(committed)}"
                 )
 
+    def _read(self, log: PartitionLog, isolation: IsolationLevel) -> dict[int, Record]:
+        """Everything a consumer with ``isolation`` shows of ``log``, by offset."""
+        response = self.broker.inspect(
+            FetchRequest(
+                partitions=(FetchPartition(log.topic, log.partition, 0),),
+                isolation_level=isolation,
+            ),
+            now=self.now,
+        )
+        assert isinstance(response, FetchResponse)
+        answer = response.partitions[0]
+        shown = visible_records(answer.batches, answer.aborted_transactions, 0, isolation)
+        return {consumed.offset: consumed.record for consumed in shown.records}
+
+    @classmethod
+    def expected_last_stable_offset(cls, log: PartitionLog) -> int:
+        """The LSO by its definition: the HW, or the first offset of the earliest open
+        transaction if that is lower (computed from the records' fates, not the log's index)."""
+        open_offsets = [offset for offset, _, _, fate in cls.fates(log) if fate == Fate.OPEN]
+        return min([log.high_watermark, *open_offsets])
+
     def read_committed(self) -> None:
         for log in self._data_logs():
-            response = self.broker.inspect(
-                FetchRequest(
-                    partitions=(FetchPartition(log.topic, log.partition, 0),),
-                    isolation_level=IsolationLevel.READ_COMMITTED,
-                ),
-                now=self.now,
-            )
-            assert isinstance(response, FetchResponse)
-            answer = response.partitions[0]
-            seen = {
-                consumed.offset: consumed.record
-                for consumed in visible_records(
-                    answer.batches, answer.aborted_transactions, 0
-                ).records
-            }
+            seen = self._read(log, IsolationLevel.READ_COMMITTED)
+            stable = self.expected_last_stable_offset(log)
             where = f"{log.topic}-{log.partition}"
             expected = {}
+            everything = {}
             for offset, _, record, fate in self.fates(log):
                 value = (record.value or b"").decode()
                 if offset in seen and fate in (Fate.ABORTED, Fate.OPEN):
@@ -755,21 +764,35 @@ class TransactionMachine(RuleBasedStateMachine):
                         f"read_committed returned {value} at {where} offset {offset}, "
                         f"whose transaction is {fate}"
                     )
-                if offset < log.last_stable_offset and fate in (Fate.COMMITTED, Fate.PLAIN):
+                if offset < stable and fate in (Fate.COMMITTED, Fate.PLAIN):
                     expected[offset] = record
+                if offset < log.high_watermark:
+                    everything[offset] = record
             missing = sorted(set(expected) - set(seen))
             if missing:
                 value = (expected[missing[0]].value or b"").decode()
                 self._fail(
                     f"committed record missing: {value} at {where} offset {missing[0]} is "
-                    f"committed and below the last stable offset {log.last_stable_offset}, "
-                    "but read_committed did not return it"
+                    f"committed and below the last stable offset {stable}, but read_committed "
+                    "did not return it"
+                )
+            uncommitted = self._read(log, IsolationLevel.READ_UNCOMMITTED)
+            if uncommitted != everything:
+                self._fail(
+                    f"read_uncommitted wrong: {where} below the high watermark holds records "
+                    f"at {sorted(everything)}, but read_uncommitted returned {sorted(uncommitted)}"
                 )
 
     def last_stable_offset(self) -> None:
         for log in self._data_logs():
             lso = log.last_stable_offset
             where = f"{log.topic}-{log.partition}"
+            expected = self.expected_last_stable_offset(log)
+            if lso != expected:
+                self._fail(
+                    f"wrong LSO: {where} has last stable offset {lso}, but its earliest open "
+                    f"transaction and its high watermark put it at {expected}"
+                )
             if lso > log.high_watermark:
                 self._fail(
                     f"LSO above HW: {where} has last stable offset {lso} above its high "
