@@ -566,6 +566,20 @@ def test_a_transactional_write_with_an_epoch_never_issued_is_refused() -> None:
 # --- EndTxn --------------------------------------------------------------------------------
 
 
+def test_a_write_while_the_commit_is_being_prepared_asks_to_retry_and_appends_nothing() -> None:
+    broker = new_broker()
+    client = started(broker, T0)
+    assert client.send(T0, "a").error_code is ErrorCode.NONE
+    assert client.end(commit=True) is ErrorCode.NONE
+    end = broker.log("t", 0).log_end_offset
+    late = client.send(T0, "late")
+    assert late.error_code is ErrorCode.CONCURRENT_TRANSACTIONS
+    assert broker.log("t", 0).log_end_offset == end
+    broker.tick(0.0)
+    log = broker.log("t", 0)
+    assert log.last_stable_offset == log.high_watermark
+
+
 def test_a_commit_is_answered_once_prepare_commit_is_durable_and_markers_follow() -> None:
     broker = new_broker()
     client = started(broker, T0, T1)
@@ -909,6 +923,17 @@ def test_an_aborted_transactional_offset_is_dropped() -> None:
     client = offsets_in_transaction(broker)
     client.end(commit=False)
     broker.tick(0.0)
+    stable = offset_fetch(broker, require_stable=True)
+    assert (stable.error_code, stable.committed_offset) == (ErrorCode.NONE, 3)
+    assert broker.snapshot().pending_offsets == ()
+
+
+def test_an_aborted_transactional_offset_stays_dropped_after_a_restart() -> None:
+    broker = new_broker()
+    client = offsets_in_transaction(broker)
+    client.end(commit=False)
+    broker.tick(0.0)
+    broker.restart()
     stable = offset_fetch(broker, require_stable=True)
     assert (stable.error_code, stable.committed_offset) == (ErrorCode.NONE, 3)
     assert broker.snapshot().pending_offsets == ()

@@ -17,7 +17,9 @@ Rules for everything in ``core/``:
    PrepareAbort, and its producer's next requests get CONCURRENT_TRANSACTIONS. The layer
    above calls ``tick`` whenever time passes.
 4. Bad input never raises: it gets a Kafka error code and a message that says what was wrong,
-   and a refused request changes nothing.
+   and a refused request changes nothing. One refusal acts, as in Kafka: an InitProducerId
+   that finds a transaction left open by an earlier instance fences and aborts it, and answers
+   CONCURRENT_TRANSACTIONS so that the caller retries.
 5. Iterate only in insertion or sorted order, so the same requests give the same state.
 """
 
@@ -304,6 +306,8 @@ class Broker:
 
         The marker closes the producer's open transaction there and carries its epoch, so it
         also fences older epochs. A marker with a stale epoch is dropped, as Kafka cancels it.
+        The coordinator epoch rides in the marker, as in Kafka, but is not checked: with one
+        coordinator, whose pending markers die with it, no stale coordinator can send one.
         Simplified: Kafka appends a marker even when it closes nothing; here a marker of the
         same epoch that would close nothing is skipped, so writing a marker twice is harmless
         and leaves no trace.

@@ -91,7 +91,10 @@ class GroupCoordinator:
     def check_commit(
         self, group_id: str, partitions: Iterable[OffsetCommitPartition]
     ) -> tuple[ErrorCode, str | None, list[OffsetCommitPartitionResponse]]:
-        """Refusals per partition; a request with any refusal writes nothing."""
+        """Refusals per partition; a request with any refusal writes nothing.
+
+        Simplified: Kafka commits the partitions it can and fails only the others.
+        """
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID, "the group id must not be empty", []
         refused = []

@@ -384,7 +384,10 @@ def _refuse_offsets(
 @attrs.frozen(slots=True, kw_only=True)
 class OffsetCommitRequest:
     """Commit offsets for a group. ``generation_id=-1`` and no member: a consumer that uses
-    ``assign()`` rather than group membership."""
+    ``assign()`` rather than group membership.
+
+    Simplified until the broker has group membership: generation and member are not checked.
+    """
 
     api_key: ClassVar[int] = 8
     api_name: ClassVar[str] = "OffsetCommit"
@@ -537,6 +540,7 @@ class TxnOffsetCommitRequest:
     """Offsets written inside a transaction: pending until the transaction's marker.
 
     ``generation_id`` and ``member_id`` come from the consumer's group metadata (KIP-447).
+    Simplified until the broker has group membership: they are carried but not checked.
     """
 
     api_key: ClassVar[int] = 28

@@ -64,6 +64,7 @@ from minikafka.core import (
     InitProducerIdResponse,
     IsolationLevel,
     OffsetCommitPartition,
+    OffsetCommitRequest,
     OffsetFetchRequest,
     OffsetFetchResponse,
     ProducePartitionData,
@@ -102,9 +103,11 @@ INPUT_TOPIC = "orders"
 GROUP = "ledger"
 TIMEOUT_MS = 60_000
 HEAL_ROUNDS_MAX = 50
-TXN_FATES = (*FATES, "crash after")
-"""What the network does with a request; "crash after": the broker handles it, then crashes
-and recovers before the response leaves."""
+TXN_FATES = (*FATES, "crash after", "delay")
+"""What the network does with a request. "crash after": the broker handles it, then crashes
+and recovers before the response leaves. "delay": a copy is held up in the network, to arrive
+later, when the producer has long retried and moved on (``deliver_late``)."""
+LATE_MAX = 3
 EVENTS = ("marker", "broker crash", "producer restart", "1s", "61s")
 
 TxnRequest = (
@@ -115,6 +118,10 @@ TxnRequest = (
     | TxnOffsetCommitRequest
     | EndTxnRequest
 )
+
+
+def what_of(data: ProducePartitionData) -> str:
+    return ", ".join((record.value or b"").decode() for record in data.batch.records)
 
 
 class Fate:
@@ -189,6 +196,9 @@ class TransactionMachine(RuleBasedStateMachine):
         self.phase = "setup"
         self._tags = itertools.count(1)
         self._incarnations: dict[str, int] = {}
+        self._plain_commits = 0
+        self.late: list[tuple[TxnClient, TxnRequest, str]] = []
+        """Copies of requests held up in the network: sender, request, description."""
         self.tag_owner: dict[str, str] = {}
         """Transaction tag -> transactional id."""
         self.acknowledged: dict[str, bool] = {}
@@ -322,6 +332,67 @@ class TransactionMachine(RuleBasedStateMachine):
         )
         self._exchange(chosen, request, fate)
 
+    @rule()
+    def plain_commit(self) -> None:
+        """A consumer outside any transaction commits an offset for the group (OffsetCommit)."""
+        self._plain_commits += 1
+        tag = f"P{self._plain_commits}"
+        request = OffsetCommitRequest(
+            group_id=GROUP,
+            partitions=(OffsetCommitPartition(INPUT_TOPIC, 0, 100 + self._plain_commits, tag),),
+        )
+        response = self.broker.handle(request, now=self.now)
+        assert response is not None
+        offset = 100 + self._plain_commits
+        self.say(
+            f"a plain OffsetCommit of {INPUT_TOPIC}-0 -> {offset} ({tag}): "
+            f"{self._outcome(response)}"
+        )
+
+    @precondition(lambda self: bool(self.late))
+    @rule(pick=st.integers(0, LATE_MAX - 1))
+    def deliver_late(self, pick: int) -> None:
+        """A request held up in the network arrives at last; nobody waits for its answer."""
+        client, request, what = self.late.pop(pick % len(self.late))
+        self.broker.tick(self.now, marker_limit=0)
+        epoch_then = self._current_epoch(client)
+        ends_before = {log.partition: log.log_end_offset for log in self._data_logs()}
+        response = self.broker.handle(request, now=self.now)
+        assert response is not None
+        ok = self._succeeded(response)
+        self.say(f"late copy of {what} arrives: {self._outcome(response)}")
+        self._check_epoch(client, request, ok, epoch_then)
+        if ok and isinstance(request, ProduceRequest):
+            self._check_write_in_transaction(client, request, ends_before)
+
+    def _check_write_in_transaction(
+        self, client: TxnClient, request: ProduceRequest, ends_before: dict[int, int]
+    ) -> None:
+        """Transactional data goes only to partitions of its producer's ongoing transaction."""
+        data = request.partitions[0]
+        if (
+            self.broker.log(data.topic, data.partition).log_end_offset
+            == ends_before[data.partition]
+        ):
+            return  # a duplicate: nothing was appended
+        metadata = self.broker.transaction_coordinator.transactions.get(client.transactional_id)
+        tp = TopicPartition(data.topic, data.partition)
+        if (
+            metadata is None
+            or metadata.state is not TransactionState.ONGOING
+            or (tp not in metadata.partitions)
+        ):
+            state = metadata.state.title if metadata is not None else "unknown"
+            self._fail(
+                f"write outside the transaction: {what_of(data)} was appended to {tp}, but "
+                f"{client.transactional_id} is {state}"
+                + (
+                    ""
+                    if metadata is None
+                    else f" with partitions {list(map(str, metadata.partitions))}"
+                )
+            )
+
     @precondition(lambda self: any(c.pending is not None for c in self.clients))
     @rule(client=st.integers(0, 3), fate=st.sampled_from(TXN_FATES))
     def retry(self, client: int, fate: str) -> None:
@@ -415,7 +486,12 @@ class TransactionMachine(RuleBasedStateMachine):
     ) -> None:
         what = ("retry of " if retry else "") + self._describe(client, request)
         succeeded_before = client.pending.succeeded if client.pending is not None else False
-        if fate == "lose request":
+        if fate == "delay" and len(self.late) < LATE_MAX:
+            self.late.append((client, request, what))
+            self.say(f"{what}: held up in the network; the producer will retry")
+            client.pending = Pending(request, succeeded=succeeded_before)
+            return
+        if fate in ("lose request", "delay"):
             self.say(f"{what}: the network loses the request")
             client.pending = Pending(request, succeeded=succeeded_before)
             return
@@ -423,6 +499,7 @@ class TransactionMachine(RuleBasedStateMachine):
         self.broker.tick(self.now, marker_limit=0)
         idempotent = self._retry_is_idempotent(request)
         before = self.broker.snapshot() if succeeded_before and idempotent else None
+        ends_before = {log.partition: log.log_end_offset for log in self._data_logs()}
         epoch_then = self._current_epoch(client)
         response = self.broker.handle(request, now=self.now)
         assert response is not None
@@ -446,6 +523,8 @@ class TransactionMachine(RuleBasedStateMachine):
         else:
             self.say(f"{what}: {outcome}" + (" (delivered twice)" if again else ""))
         self._check_epoch(client, request, ok, epoch_then)
+        if ok and isinstance(request, ProduceRequest) and again is None:
+            self._check_write_in_transaction(client, request, ends_before)
         if again is not None:
             self._check_epoch(client, request, self._succeeded(again), epoch_then)
         if after is not None and after != before:
@@ -488,6 +567,7 @@ class TransactionMachine(RuleBasedStateMachine):
         return next((e for e in errors if e is not ErrorCode.NONE), ErrorCode.NONE)
 
     def _outcome(self, response: object) -> str:
+        """A short word for a response: ok, the first error's name, or the pid and epoch."""
         error = self._first_error(response)
         if error is not ErrorCode.NONE:
             return error.name
@@ -836,10 +916,13 @@ class TransactionMachine(RuleBasedStateMachine):
         )
         assert isinstance(stable, OffsetFetchResponse)
         unstable = stable.partitions[0].error_code is ErrorCode.UNSTABLE_OFFSET_COMMIT
-        if pending and not unstable and self.broker.config.enabled(Safeguard.PENDING_TXN_OFFSETS):
+        if pending != unstable and self.broker.config.enabled(Safeguard.PENDING_TXN_OFFSETS):
             self._fail(
                 "unstable offsets served: offsets wait for a marker, yet require_stable "
                 "returned an offset"
+                if pending
+                else "offsets stuck unstable: no offset waits for a marker, yet require_stable "
+                "answers UNSTABLE_OFFSET_COMMIT"
             )
 
     @staticmethod
@@ -864,6 +947,8 @@ class TransactionMachine(RuleBasedStateMachine):
             self._exchange(client, client.pending.request, "deliver", retry=True)
             if client.pending is not None:  # still busy: let the coordinator finish first
                 self.broker.tick(self.now)
+        while self.late:
+            self.deliver_late(0)
         self.now += (self.broker.config.transaction_max_timeout_ms + TIMEOUT_MS) / 1000
         self.broker.tick(self.now)
         self.say(f"everyone stops; time passes to t={self.now:g}s and open transactions time out")
@@ -874,7 +959,7 @@ class TransactionMachine(RuleBasedStateMachine):
                     f"hanging transaction: {transactional_id} is still {metadata.state.title} "
                     "after every producer stopped and every timeout passed"
                 )
-        for log in self._data_logs():
+        for log in [*self._data_logs(), self.broker.internal_log(OFFSETS_TOPIC)]:
             if log.last_stable_offset != log.high_watermark:
                 self._fail(
                     f"stuck LSO: {log.topic}-{log.partition} stays at last stable offset "
