@@ -959,6 +959,38 @@ def test_the_pending_offsets_of_a_fenced_instance_are_dropped() -> None:
     assert broker.snapshot().pending_offsets == ()
 
 
+def test_protocol_v1_lets_a_late_offset_commit_land_in_the_next_transaction() -> None:
+    """KAFKA-17754, as Kafka's transaction protocol version 1 (which minikafka follows) has it:
+    two transactions of one producer share its id and epoch, so a copy of the first one's
+    TxnOffsetCommit that arrives late is taken into the second. KIP-890 part 2 closes this
+    by bumping the epoch at every commit."""
+    broker = new_broker()
+    client = offsets_in_transaction(broker, offset=5)
+    late_copy = TxnOffsetCommitRequest(
+        transactional_id=client.transactional_id,
+        group_id="g",
+        producer_id=client.producer_id,
+        producer_epoch=client.producer_epoch,
+        partitions=(OffsetCommitPartition("t", 0, 5),),
+    )
+    assert client.end(commit=True) is ErrorCode.NONE
+    broker.tick(0.0)
+    assert offset_fetch(broker).committed_offset == 5
+    assert client.add_offsets("g") is ErrorCode.NONE  # the next transaction begins
+    response = broker.handle(late_copy, now=0.0)
+    assert isinstance(response, TxnOffsetCommitResponse)
+    assert response.partitions[0].error_code is ErrorCode.NONE  # accepted into the second one
+    assert client.end(commit=False) is ErrorCode.NONE
+    broker.tick(0.0)
+    # The log: a plain commit, the first transaction's offsets and its COMMIT marker, then
+    # the late copy, which the second transaction's ABORT marker closes.
+    kinds = [
+        batch.control_type if batch.is_control else batch.is_transactional
+        for batch in broker.internal_log(OFFSETS_TOPIC).batches()
+    ]
+    assert kinds == [False, True, ControlType.COMMIT, True, ControlType.ABORT]
+
+
 def test_txn_offset_commit_without_add_offsets_is_refused() -> None:
     broker = new_broker()
     client = started(broker, T0)  # a transaction, but the group's offsets were never added

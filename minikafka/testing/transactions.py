@@ -106,8 +106,14 @@ HEAL_ROUNDS_MAX = 50
 TXN_FATES = (*FATES, "crash after", "delay")
 """What the network does with a request. "crash after": the broker handles it, then crashes
 and recovers before the response leaves. "delay": a copy is held up in the network, to arrive
-later, when the producer has long retried and moved on (``deliver_late``)."""
+later, when the producer has long retried and moved on (``deliver_late``); only requests
+in ``LATE_SAFE`` are held up, the others are lost instead."""
 LATE_MAX = 3
+LATE_SAFE = (ProduceRequest, AddPartitionsToTxnRequest, AddOffsetsToTxnRequest)
+"""The requests that may arrive late. Under Kafka's transaction protocol version 1, which
+minikafka follows, a late EndTxn or TxnOffsetCommit from one transaction can land in the next
+one of the same producer (same id, same epoch: KAFKA-17754, fixed by KIP-890 part 2's epoch
+bump at every commit). The machines hold those back, and a unit test shows the anomaly."""
 EVENTS = ("marker", "broker crash", "producer restart", "1s", "61s")
 
 TxnRequest = (
@@ -332,6 +338,39 @@ class TransactionMachine(RuleBasedStateMachine):
         )
         self._exchange(chosen, request, fate)
 
+    @precondition(lambda self: any(c.ready for c in self.clients))
+    @rule(client=st.integers(0, 3), partition=st.integers(0, PARTITIONS - 1))
+    def write_without_adding(self, client: int, partition: int) -> None:
+        """A buggy client writes transactional data without AddPartitionsToTxn, perhaps with no
+        transaction open at all. The broker must refuse it unless the partition is in the open
+        transaction (KIP-890's defence against hanging transactions)."""
+        chosen = self._pick(client, lambda c: c.ready)
+        tp = TopicPartition(TOPIC, partition)
+        chosen.records += 1
+        tag = chosen.tag or f"X{next(self._tags)}"
+        self.tag_owner.setdefault(tag, chosen.transactional_id)
+        batch = RecordBatch(
+            records=(Record(f"{tag}.{chosen.records}".encode()),),
+            producer_id=chosen.producer_id,
+            producer_epoch=chosen.producer_epoch,
+            base_sequence=chosen.sequences.get(tp, 0),
+            is_transactional=True,
+        )
+        request = ProduceRequest(
+            partitions=(ProducePartitionData(tp.topic, tp.partition, batch),),
+            transactional_id=chosen.transactional_id,
+        )
+        ends_before = {log.partition: log.log_end_offset for log in self._data_logs()}
+        response = self.broker.handle(request, now=self.now)
+        assert isinstance(response, ProduceResponse)
+        self.say(
+            f"{chosen.name} (buggy) writes {tag}.{chosen.records} to {tp} without adding it: "
+            f"{self._outcome(response)}"
+        )
+        if self._succeeded(response):
+            chosen.sequences[tp] = batch.base_sequence + 1
+            self._check_write_in_transaction(chosen, request, ends_before)
+
     @rule()
     def plain_commit(self) -> None:
         """A consumer outside any transaction commits an offset for the group (OffsetCommit)."""
@@ -486,7 +525,7 @@ class TransactionMachine(RuleBasedStateMachine):
     ) -> None:
         what = ("retry of " if retry else "") + self._describe(client, request)
         succeeded_before = client.pending.succeeded if client.pending is not None else False
-        if fate == "delay" and len(self.late) < LATE_MAX:
+        if fate == "delay" and isinstance(request, LATE_SAFE) and len(self.late) < LATE_MAX:
             self.late.append((client, request, what))
             self.say(f"{what}: held up in the network; the producer will retry")
             client.pending = Pending(request, succeeded=succeeded_before)
