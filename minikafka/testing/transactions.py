@@ -338,39 +338,6 @@ class TransactionMachine(RuleBasedStateMachine):
         )
         self._exchange(chosen, request, fate)
 
-    @precondition(lambda self: any(c.ready for c in self.clients))
-    @rule(client=st.integers(0, 3), partition=st.integers(0, PARTITIONS - 1))
-    def write_without_adding(self, client: int, partition: int) -> None:
-        """A buggy client writes transactional data without AddPartitionsToTxn, perhaps with no
-        transaction open at all. The broker must refuse it unless the partition is in the open
-        transaction (KIP-890's defence against hanging transactions)."""
-        chosen = self._pick(client, lambda c: c.ready)
-        tp = TopicPartition(TOPIC, partition)
-        chosen.records += 1
-        tag = chosen.tag or f"X{next(self._tags)}"
-        self.tag_owner.setdefault(tag, chosen.transactional_id)
-        batch = RecordBatch(
-            records=(Record(f"{tag}.{chosen.records}".encode()),),
-            producer_id=chosen.producer_id,
-            producer_epoch=chosen.producer_epoch,
-            base_sequence=chosen.sequences.get(tp, 0),
-            is_transactional=True,
-        )
-        request = ProduceRequest(
-            partitions=(ProducePartitionData(tp.topic, tp.partition, batch),),
-            transactional_id=chosen.transactional_id,
-        )
-        ends_before = {log.partition: log.log_end_offset for log in self._data_logs()}
-        response = self.broker.handle(request, now=self.now)
-        assert isinstance(response, ProduceResponse)
-        self.say(
-            f"{chosen.name} (buggy) writes {tag}.{chosen.records} to {tp} without adding it: "
-            f"{self._outcome(response)}"
-        )
-        if self._succeeded(response):
-            chosen.sequences[tp] = batch.base_sequence + 1
-            self._check_write_in_transaction(chosen, request, ends_before)
-
     @rule()
     def plain_commit(self) -> None:
         """A consumer outside any transaction commits an offset for the group (OffsetCommit)."""
@@ -438,19 +405,6 @@ class TransactionMachine(RuleBasedStateMachine):
         chosen = self._pick(client, lambda c: c.pending is not None)
         assert chosen.pending is not None
         self._exchange(chosen, chosen.pending.request, fate, retry=True)
-
-    @precondition(lambda self: any(c.ready and c.tag is None for c in self.clients))
-    @rule(client=st.integers(0, 3), fate=st.sampled_from(TXN_FATES))
-    def bump_epoch(self, client: int, fate: str) -> None:
-        """InitProducerId with the current id and epoch (KIP-360): a bump, safe to retry."""
-        chosen = self._pick(client, lambda c: c.ready and c.tag is None)
-        request = InitProducerIdRequest(
-            transactional_id=chosen.transactional_id,
-            transaction_timeout_ms=TIMEOUT_MS,
-            producer_id=chosen.producer_id,
-            producer_epoch=chosen.producer_epoch,
-        )
-        self._exchange(chosen, request, fate)
 
     def _restart_producer(self, client: int, fate: str) -> None:
         """The producer process restarts: a new instance with the same transactional id."""
@@ -1078,3 +1032,49 @@ class FencingMachine(TransactionMachine):
         new = self._new_instance(self.transactional_ids[0])
         self.say(f"{new.name} starts with the same transactional id; the others live on as zombies")
         self._init(new, fate)
+
+    @precondition(lambda self: any(c.ready and c.tag is None for c in self.clients))
+    @rule(client=st.integers(0, 3), fate=st.sampled_from(TXN_FATES))
+    def bump_epoch(self, client: int, fate: str) -> None:
+        """InitProducerId with the current id and epoch (KIP-360): a bump, safe to retry."""
+        chosen = self._pick(client, lambda c: c.ready and c.tag is None)
+        request = InitProducerIdRequest(
+            transactional_id=chosen.transactional_id,
+            transaction_timeout_ms=TIMEOUT_MS,
+            producer_id=chosen.producer_id,
+            producer_epoch=chosen.producer_epoch,
+        )
+        self._exchange(chosen, request, fate)
+
+    @precondition(lambda self: any(c.ready for c in self.clients))
+    @rule(client=st.integers(0, 3), partition=st.integers(0, PARTITIONS - 1))
+    def write_without_adding(self, client: int, partition: int) -> None:
+        """A buggy client writes transactional data without AddPartitionsToTxn, perhaps with no
+        transaction open at all. The broker must refuse it unless the partition is in the open
+        transaction (KIP-890's defence against hanging transactions)."""
+        chosen = self._pick(client, lambda c: c.ready)
+        tp = TopicPartition(TOPIC, partition)
+        chosen.records += 1
+        tag = chosen.tag or f"X{next(self._tags)}"
+        self.tag_owner.setdefault(tag, chosen.transactional_id)
+        batch = RecordBatch(
+            records=(Record(f"{tag}.{chosen.records}".encode()),),
+            producer_id=chosen.producer_id,
+            producer_epoch=chosen.producer_epoch,
+            base_sequence=chosen.sequences.get(tp, 0),
+            is_transactional=True,
+        )
+        request = ProduceRequest(
+            partitions=(ProducePartitionData(tp.topic, tp.partition, batch),),
+            transactional_id=chosen.transactional_id,
+        )
+        ends_before = {log.partition: log.log_end_offset for log in self._data_logs()}
+        response = self.broker.handle(request, now=self.now)
+        assert isinstance(response, ProduceResponse)
+        self.say(
+            f"{chosen.name} (buggy) writes {tag}.{chosen.records} to {tp} without adding it: "
+            f"{self._outcome(response)}"
+        )
+        if self._succeeded(response):
+            chosen.sequences[tp] = batch.base_sequence + 1
+            self._check_write_in_transaction(chosen, request, ends_before)
