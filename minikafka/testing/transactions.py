@@ -38,6 +38,7 @@ transaction ended and the last stable offset caught up with the high watermark.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -203,6 +204,7 @@ class TransactionMachine(RuleBasedStateMachine):
         self._tags = itertools.count(1)
         self._incarnations: dict[str, int] = {}
         self._plain_commits = 0
+        self._fates_memo: dict[tuple[str, int], list[tuple[int, RecordBatch, Record, str]]] = {}
         self.late: list[tuple[TxnClient, TxnRequest, str]] = []
         """Copies of requests held up in the network: sender, request, description."""
         self.tag_owner: dict[str, str] = {}
@@ -692,6 +694,14 @@ class TransactionMachine(RuleBasedStateMachine):
         decided.sort(key=lambda item: item[0])
         yield from decided
 
+    def _fates_of(self, log: PartitionLog) -> list[tuple[int, RecordBatch, Record, str]]:
+        """``fates(log)``, computed once per check (the logs do not change during one)."""
+        key = (log.topic, log.partition)
+        found = self._fates_memo.get(key)
+        if found is None:
+            found = self._fates_memo[key] = list(self.fates(log))
+        return found
+
     def _data_logs(self) -> list[PartitionLog]:
         return [self.broker.log(TOPIC, partition) for partition in range(PARTITIONS)]
 
@@ -699,23 +709,28 @@ class TransactionMachine(RuleBasedStateMachine):
         """Tag -> fate -> where its records and offsets are ("payments-0@3", "offsets@1")."""
         found: dict[str, dict[str, list[str]]] = {}
         for log in self._data_logs():
-            for offset, _, record, fate in self.fates(log):
+            for offset, _, record, fate in self._fates_of(log):
                 tag = (record.value or b"").decode().split(".")[0]
                 found.setdefault(tag, {}).setdefault(fate, []).append(
                     f"{log.topic}-{log.partition}@{offset}"
                 )
         offsets_log = self.broker.internal_log(OFFSETS_TOPIC)
-        for offset, batch, _record, fate in self.fates(offsets_log):
+        for offset, batch, _record, fate in self._fates_of(offsets_log):
             if batch.is_transactional:
                 tag = self._offset_tag(_record)
                 found.setdefault(tag, {}).setdefault(fate, []).append(f"offsets@{offset}")
         return found
 
     @staticmethod
-    def _offset_tag(record: Record) -> str:
+    @functools.lru_cache(maxsize=4096)
+    def _decode_offset(value: bytes) -> tuple[int, str]:
+        fields = json.loads(value)
+        return fields["offset"], fields["metadata"] or ""
+
+    @classmethod
+    def _offset_tag(cls, record: Record) -> str:
         assert record.value is not None
-        metadata: str = json.loads(record.value)["metadata"]
-        return metadata
+        return cls._decode_offset(record.value)[1]
 
     # --- invariants ------------------------------------------------------------------------
 
@@ -724,6 +739,7 @@ class TransactionMachine(RuleBasedStateMachine):
         """All the invariants, in the order a reader wants to hear about a failure."""
         if not self.broker.running:
             return
+        self._fates_memo.clear()
         self.coordinator()
         self.atomicity()
         self.read_committed()
@@ -815,11 +831,10 @@ class TransactionMachine(RuleBasedStateMachine):
         shown = visible_records(answer.batches, answer.aborted_transactions, 0, isolation)
         return {consumed.offset: consumed.record for consumed in shown.records}
 
-    @classmethod
-    def expected_last_stable_offset(cls, log: PartitionLog) -> int:
+    def expected_last_stable_offset(self, log: PartitionLog) -> int:
         """The LSO by its definition: the HW, or the first offset of the earliest open
         transaction if that is lower (computed from the records' fates, not the log's index)."""
-        open_offsets = [offset for offset, _, _, fate in cls.fates(log) if fate == Fate.OPEN]
+        open_offsets = [offset for offset, _, _, fate in self._fates_of(log) if fate == Fate.OPEN]
         return min([log.high_watermark, *open_offsets])
 
     def read_committed(self) -> None:
@@ -829,7 +844,7 @@ class TransactionMachine(RuleBasedStateMachine):
             where = f"{log.topic}-{log.partition}"
             expected = {}
             everything = {}
-            for offset, _, record, fate in self.fates(log):
+            for offset, _, record, fate in self._fates_of(log):
                 value = (record.value or b"").decode()
                 if offset in seen and fate in (Fate.ABORTED, Fate.OPEN):
                     self._fail(
@@ -882,7 +897,7 @@ class TransactionMachine(RuleBasedStateMachine):
         offsets_log = self.broker.internal_log(OFFSETS_TOPIC)
         expected: tuple[int, str] | None = None
         pending = False
-        for _, batch, record, fate in self.fates(offsets_log):
+        for _, batch, record, fate in self._fates_of(offsets_log):
             if not batch.is_transactional or fate == Fate.COMMITTED:
                 expected = (self._offset_value(record), self._offset_tag(record))
             pending = pending or fate == Fate.OPEN
@@ -918,11 +933,10 @@ class TransactionMachine(RuleBasedStateMachine):
                 "answers UNSTABLE_OFFSET_COMMIT"
             )
 
-    @staticmethod
-    def _offset_value(record: Record) -> int:
+    @classmethod
+    def _offset_value(cls, record: Record) -> int:
         assert record.value is not None
-        offset: int = json.loads(record.value)["offset"]
-        return offset
+        return cls._decode_offset(record.value)[0]
 
     def teardown(self) -> None:
         """Let every retry through, time out what is left open, and check that all ended."""
@@ -972,11 +986,12 @@ class TransactionMachine(RuleBasedStateMachine):
 
         Records of the transactions the failure names are marked as the evidence.
         """
+        self._fates_memo.clear()
         named = set(re.findall(r"\bT\d+\b", self.failure or ""))
         rows = []
         offsets_log = self.broker.internal_log(OFFSETS_TOPIC)
         for log in [*self._data_logs(), offsets_log]:
-            fates = {offset: fate for offset, _, _, fate in self.fates(log)}
+            fates = {offset: fate for offset, _, _, fate in self._fates_of(log)}
             for batch in log.batches():
                 for position, record in enumerate(batch.records):
                     offset = batch.base_offset + position
