@@ -22,7 +22,7 @@ from rich.text import Text
 
 from minikafka.core import Safeguard
 from minikafka.testing.dedup import IdempotenceMachine
-from minikafka.testing.story import LogRow
+from minikafka.testing.story import LogRow, TransactionRow
 from minikafka.testing.transactions import AtomicCommitMachine, FencingMachine
 
 __all__ = ["MACHINES", "ExploreResult", "LogRow", "explore", "render"]
@@ -72,6 +72,7 @@ class ExploreResult:
     setup: tuple[str, ...] = ()
     healing: tuple[str, ...] = ()
     log: tuple[LogRow, ...] = ()
+    transactions: tuple[TransactionRow, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -141,6 +142,7 @@ def explore(
             setup=tuple(line.text for line in minimal.story if line.phase == "setup"),
             healing=tuple(line.text for line in minimal.story if line.phase == "heal"),
             log=minimal.log_rows(),
+            transactions=minimal.transaction_rows() if hasattr(minimal, "transaction_rows") else (),
             **result,  # type: ignore[arg-type]
         )
     return ExploreResult(held=True, examples=count[0], **result)  # type: ignore[arg-type]
@@ -200,6 +202,22 @@ def render(result: ExploreResult) -> Group:
             style="bold red" if row.bad else None,
         )
     parts.append(log)
+    if result.transactions:
+        coordinator = Table(title="The transaction coordinator after the run", header_style="bold")
+        for column in ("transactional id", "pid", "epoch", "state", "partitions", "markers due"):
+            coordinator.add_column(
+                column, justify="right" if column in ("pid", "epoch") else "left"
+            )
+        for txn in result.transactions:
+            coordinator.add_row(
+                txn.transactional_id,
+                str(txn.producer_id),
+                str(txn.producer_epoch),
+                txn.state,
+                ", ".join(txn.partitions) or "-",
+                str(txn.markers_pending) if txn.markers_pending else "-",
+            )
+        parts.append(coordinator)
     return Group(*parts)
 
 

@@ -73,3 +73,4 @@ def test_explore_transaction_machines_break(  # roll-forward: see test_transacti
     result = json.loads(capsys.readouterr().out)
     assert result["broken"] == [safeguard]
     assert 1 <= len(result["steps"]) <= 8
+    assert result["transactions"], "the coordinator's state comes with the counterexample"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["LogRow", "StoryLine"]
+__all__ = ["LogRow", "StoryLine", "TransactionRow"]
 
 
 @attrs.frozen
@@ -37,3 +37,15 @@ class LogRow:
     sequence: int
     note: str = ""
     bad: bool = False
+
+
+@attrs.frozen
+class TransactionRow:
+    """One transactional id as the coordinator holds it at the end of a run."""
+
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    state: str
+    partitions: tuple[str, ...]
+    markers_pending: int

@@ -88,7 +88,7 @@ from minikafka.core.transactions import (
     is_legal_transition,
 )
 from minikafka.testing.dedup import FATES
-from minikafka.testing.story import LogRow, StoryLine
+from minikafka.testing.story import LogRow, StoryLine, TransactionRow
 
 __all__ = [
     "AtomicCommitMachine",
@@ -980,6 +980,24 @@ class TransactionMachine(RuleBasedStateMachine):
         self.failed = True
         self.failure = message
         raise AssertionError(message)
+
+    def transaction_rows(self) -> tuple[TransactionRow, ...]:
+        """The coordinator's transactions at the end of the run."""
+        coordinator = self.broker.transaction_coordinator
+        rows = []
+        for metadata in coordinator.transactions.values():
+            job = coordinator.pending_markers.get(metadata.transactional_id)
+            rows.append(
+                TransactionRow(
+                    metadata.transactional_id,
+                    metadata.producer_id,
+                    metadata.producer_epoch,
+                    metadata.state.title,
+                    tuple(str(tp) for tp in metadata.partitions),
+                    len(job.partitions) if job is not None else 0,
+                )
+            )
+        return tuple(rows)
 
     def log_rows(self) -> tuple[LogRow, ...]:
         """The partition logs and the offsets log as rows, each record with its fate.
