@@ -27,7 +27,7 @@ from minikafka.core import (
     TopicPartition,
     TxnOffsetCommitRequest,
 )
-from minikafka.core.messages import Request, Response
+from minikafka.core.messages import Request, Response, error_codes
 
 __all__ = ["SCENARIOS", "Scenario", "ScenarioResult", "run_scenario"]
 
@@ -62,7 +62,7 @@ class _Script:
         self.now += 0.1
         response = self.broker.handle(request, now=self.now)
         assert response is not None
-        errors = [code for code in _error_codes(response) if code is not ErrorCode.NONE]
+        errors = [code for code in error_codes(response) if code is not ErrorCode.NONE]
         if errors:
             raise RuntimeError(f"scenario step failed: {line}: {errors[0].name}")
         self.story.append(f"t={self.now:.1f}s  {line}")
@@ -143,15 +143,6 @@ class _Script:
         self.now += 0.1
         self.broker.tick(self.now)
         self.story.append(f"t={self.now:.1f}s  coordinator writes the {word.upper()} markers")
-
-
-def _error_codes(response: Response) -> list[ErrorCode]:
-    for name in ("partitions", "results", "topics"):
-        entries = getattr(response, name, None)
-        if entries is not None:
-            return [entry.error_code for entry in entries]
-    code: ErrorCode = getattr(response, "error_code", ErrorCode.NONE)
-    return [code]
 
 
 def transactions() -> ScenarioResult:

@@ -192,8 +192,6 @@ class Broker:
         self._dirty: dict[TopicPartitionKey, float] = {}
         self.transaction_coordinator = self._new_transaction_coordinator()
         self.group_coordinator = self._new_group_coordinator()
-        # When (ms) the earliest ongoing transaction times out, so ticks stay cheap.
-        self._txn_deadline_ms: int | None = None
         self._handlers: dict[type[Any], Callable[[Any, float], Response | None]] = {
             ProduceRequest: self._handle_produce,
             FetchRequest: self._handle_fetch,
@@ -239,7 +237,7 @@ class Broker:
             return request.error_response(
                 ErrorCode.BROKER_NOT_AVAILABLE, "the broker is down; call recover() first"
             )
-        deadline_ms = self._txn_deadline_ms
+        deadline_ms = self.transaction_coordinator.deadline_ms
         if self._dirty or (deadline_ms is not None and now * 1000 > deadline_ms):
             self.tick(now, marker_limit=0)
         return handler(request, now)
@@ -282,9 +280,8 @@ class Broker:
                 del self._dirty[key]
         now_ms = int(now * 1000)
         coordinator = self.transaction_coordinator
-        if self._txn_deadline_ms is not None and now_ms > self._txn_deadline_ms:
+        if coordinator.deadline_ms is not None and now_ms > coordinator.deadline_ms:
             coordinator.expire(now_ms)
-            self._txn_deadline_ms = coordinator.next_expiry_ms()
         self.write_markers(now, limit=marker_limit)
 
     def write_markers(self, now: float, *, limit: int | None = None) -> int:
@@ -360,7 +357,6 @@ class Broker:
         self._next_producer_id = 0
         self.transaction_coordinator = self._new_transaction_coordinator()
         self.group_coordinator = self._new_group_coordinator()
-        self._txn_deadline_ms = None
         return lost
 
     def recover(self) -> None:
@@ -382,7 +378,6 @@ class Broker:
         self._disk.coordinator_epoch += 1
         self.transaction_coordinator = self._new_transaction_coordinator()
         self.transaction_coordinator.load(roll_forward=self.config.enabled(Safeguard.ROLL_FORWARD))
-        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
         self.group_coordinator = self._new_group_coordinator()
         self.group_coordinator.load()
         self.running = True
@@ -835,7 +830,6 @@ class Broker:
             producer_epoch=request.producer_epoch,
             now_ms=int(now * 1000),
         )
-        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
         if metadata is None:
             return request.error_response(error, message or error.name)
         return InitProducerIdResponse(
@@ -876,7 +870,6 @@ class Broker:
             partitions=request.partitions,
             now_ms=int(now * 1000),
         )
-        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
         if error is not ErrorCode.NONE:
             return request.error_response(error, message or error.name)
         return AddPartitionsToTxnResponse(
@@ -897,7 +890,6 @@ class Broker:
             partitions=(OFFSETS_TP,),
             now_ms=int(now * 1000),
         )
-        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
         return AddOffsetsToTxnResponse(error_code=error, error_message=message)
 
     def _handle_end_txn(self, request: EndTxnRequest, now: float) -> EndTxnResponse:
@@ -908,7 +900,6 @@ class Broker:
             committed=request.committed,
             now_ms=int(now * 1000),
         )
-        self._txn_deadline_ms = self.transaction_coordinator.next_expiry_ms()
         return EndTxnResponse(error_code=error, error_message=message)
 
     def _handle_offset_commit(
@@ -918,7 +909,7 @@ class Broker:
             request.group_id, request.partitions
         )
         if error is not ErrorCode.NONE:
-            return self._refused_commit(request, error, message, refused)  # type: ignore[no-any-return]
+            return OffsetCommitResponse(self._refused_commit(request, error, message, refused))
         self.group_coordinator.commit(request.group_id, request.partitions, int(now * 1000))
         return OffsetCommitResponse(
             tuple(OffsetCommitPartitionResponse(p.topic, p.partition) for p in request.partitions)
@@ -930,12 +921,12 @@ class Broker:
         error: ErrorCode,
         message: str | None,
         refused: list[OffsetCommitPartitionResponse],
-    ) -> Any:
+    ) -> tuple[OffsetCommitPartitionResponse, ...]:
         """Refuse a whole commit: the partitions at fault say why, the others were not tried."""
         if not refused:
-            return request.error_response(error, message or error.name)
+            return request.error_response(error, message or error.name).partitions
         at_fault = {(r.topic, r.partition): r for r in refused}
-        results = tuple(
+        return tuple(
             at_fault.get(
                 (p.topic, p.partition),
                 OffsetCommitPartitionResponse(
@@ -948,9 +939,6 @@ class Broker:
             )
             for p in request.partitions
         )
-        if isinstance(request, OffsetCommitRequest):
-            return OffsetCommitResponse(results)
-        return TxnOffsetCommitResponse(results)
 
     def _handle_offset_fetch(self, request: OffsetFetchRequest, now: float) -> OffsetFetchResponse:
         if not request.group_id:
@@ -990,7 +978,7 @@ class Broker:
                         "call AddOffsetsToTxn for the group first"
                     )
         if error is not ErrorCode.NONE:
-            return self._refused_commit(request, error, message, refused)  # type: ignore[no-any-return]
+            return TxnOffsetCommitResponse(self._refused_commit(request, error, message, refused))
         batch = groups.commit_transactional(
             request.group_id,
             request.partitions,

@@ -65,6 +65,7 @@ __all__ = [
     "TopicMetadata",
     "TxnOffsetCommitRequest",
     "TxnOffsetCommitResponse",
+    "error_codes",
 ]
 
 ACKS_ALL = -1
@@ -587,3 +588,16 @@ Response = (
     | EndTxnResponse
     | TxnOffsetCommitResponse
 )
+
+
+def error_codes(response: Response) -> list[ErrorCode]:
+    """The error codes a response carries: its own if it failed as a whole, else one for each
+    partition, result or topic it lists."""
+    whole: ErrorCode = getattr(response, "error_code", ErrorCode.NONE)
+    if whole is not ErrorCode.NONE:
+        return [whole]
+    for name in ("partitions", "results", "topics"):
+        entries = getattr(response, name, None)
+        if entries is not None:
+            return [entry.error_code for entry in entries]
+    return [whole]

@@ -183,6 +183,8 @@ class TransactionCoordinator:
         self._by_producer_id: dict[int, str] = {}
         self.pending_markers: dict[str, MarkerJob] = {}
         self.transitions: deque[Transition] = deque(maxlen=TRANSITIONS_KEPT)
+        self.deadline_ms: int | None = None
+        """When (ms) the earliest ongoing transaction times out, so callers can check cheaply."""
 
     # --- durable changes -----------------------------------------------------------------
 
@@ -204,6 +206,7 @@ class TransactionCoordinator:
         self.transitions.append(
             Transition(metadata.transactional_id, old, metadata.state, metadata.producer_epoch)
         )
+        self.deadline_ms = self.next_expiry_ms()
 
     def load(self, *, roll_forward: bool = True) -> None:
         """Rebuild the coordinator from its log after a crash, and resume unfinished work.
@@ -232,6 +235,7 @@ class TransactionCoordinator:
                 undecided = attrs.evolve(metadata, state=_S.ONGOING)
                 self.transactions[metadata.transactional_id] = undecided
                 self._prepare(undecided, ControlType.ABORT, metadata.last_update_ms)
+        self.deadline_ms = self.next_expiry_ms()
 
     # --- InitProducerId ------------------------------------------------------------------
 

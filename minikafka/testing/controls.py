@@ -6,12 +6,34 @@ A property test that cannot fail proves nothing. For each safeguard, a test swit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Self
 
+import attrs
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-__all__ = ["NoCounterexample", "find_counterexample"]
+from minikafka.core import BrokerConfig, Safeguard
+
+__all__ = ["Breakable", "NoCounterexample", "find_counterexample"]
+
+
+class Breakable:
+    """A machine whose broker's configuration a subclass can change: ``breaking`` switches
+    safeguards off, so the same machine serves as its own negative control."""
+
+    broker_config: ClassVar[BrokerConfig] = BrokerConfig()
+
+    @classmethod
+    def with_config(cls, config: BrokerConfig, name: str | None = None) -> type[Self]:
+        """A subclass that runs against a broker built from ``config``."""
+        return type(name or f"{cls.__name__}WithConfig", (cls,), {"broker_config": config})
+
+    @classmethod
+    def breaking(cls, *safeguards: Safeguard) -> type[Self]:
+        """A subclass whose broker has ``safeguards`` switched off (a negative control)."""
+        config = attrs.evolve(cls.broker_config, disabled_safeguards=frozenset(safeguards))
+        suffix = "".join(s.name.title().replace("_", "") for s in safeguards)
+        return cls.with_config(config, f"{cls.__name__}Without{suffix}")
 
 
 class NoCounterexample(AssertionError):

@@ -26,7 +26,7 @@ Subclass it to add an invariant (``@invariant()`` methods see ``self.broker``, `
 from __future__ import annotations
 
 import itertools
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 from hypothesis import strategies as st
@@ -40,7 +40,6 @@ from hypothesis.stateful import (
 
 from minikafka.core import (
     Broker,
-    BrokerConfig,
     ErrorCode,
     InitProducerIdRequest,
     OutgoingRequest,
@@ -48,9 +47,9 @@ from minikafka.core import (
     ProduceResponse,
     ProducerProtocol,
     Record,
-    Safeguard,
     TopicPartition,
 )
+from minikafka.testing.controls import Breakable
 from minikafka.testing.story import LogRow, StoryLine
 
 __all__ = [
@@ -121,24 +120,10 @@ class Connection:
     """A response was lost: this connection brings nothing more back."""
 
 
-class IdempotenceMachine(RuleBasedStateMachine):
+class IdempotenceMachine(Breakable, RuleBasedStateMachine):
     """Idempotent producers, a broker and a lossy network; see the module docstring."""
 
-    broker_config: ClassVar[BrokerConfig] = BrokerConfig()
     max_in_flight: ClassVar[int] = 5
-
-    @classmethod
-    def with_config(cls, config: BrokerConfig, name: str | None = None) -> type[IdempotenceMachine]:
-        """A subclass that runs against a broker built from ``config``."""
-        attrs_: dict[str, Any] = {"broker_config": config}
-        return type(name or f"{cls.__name__}WithConfig", (cls,), attrs_)
-
-    @classmethod
-    def breaking(cls, *safeguards: Safeguard) -> type[IdempotenceMachine]:
-        """A subclass whose broker has ``safeguards`` switched off (a negative control)."""
-        config = attrs.evolve(cls.broker_config, disabled_safeguards=frozenset(safeguards))
-        suffix = "".join(s.name.title().replace("_", "") for s in safeguards)
-        return cls.with_config(config, f"{cls.__name__}Without{suffix}")
 
     def __init__(self) -> None:
         super().__init__()

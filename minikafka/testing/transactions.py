@@ -52,9 +52,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from minikafka.core import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
-    AddPartitionsToTxnResponse,
     Broker,
-    BrokerConfig,
     ControlType,
     EndTxnRequest,
     ErrorCode,
@@ -76,17 +74,18 @@ from minikafka.core import (
     Safeguard,
     TopicPartition,
     TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse,
 )
 from minikafka.core.groups import OFFSETS_TOPIC
 from minikafka.core.isolation import visible_records
 from minikafka.core.log import PartitionLog
+from minikafka.core.messages import Response, error_codes
 from minikafka.core.transactions import (
     TRANSACTION_STATE_TOPIC,
     TransactionMetadata,
     TransactionState,
     is_legal_transition,
 )
+from minikafka.testing.controls import Breakable
 from minikafka.testing.dedup import FATES
 from minikafka.testing.story import LogRow, StoryLine, TransactionRow
 
@@ -174,25 +173,12 @@ class TxnClient:
         return self.producer_id >= 0 and not self.fenced and self.pending is None
 
 
-class TransactionMachine(RuleBasedStateMachine):
+class TransactionMachine(Breakable, RuleBasedStateMachine):
     """Transactional producers, a broker and a lossy network; see the module docstring."""
 
-    broker_config: ClassVar[BrokerConfig] = BrokerConfig()
     transactional_ids: ClassVar[tuple[str, ...]] = ("tx-a", "tx-b")
     max_instances: ClassVar[int] = 2
     """Live producer instances at most (zombies included)."""
-
-    @classmethod
-    def with_config(cls, config: BrokerConfig, name: str | None = None) -> type[Any]:
-        """A subclass that runs against a broker built from ``config``."""
-        return type(name or f"{cls.__name__}WithConfig", (cls,), {"broker_config": config})
-
-    @classmethod
-    def breaking(cls, *safeguards: Safeguard) -> type[Any]:
-        """A subclass whose broker has ``safeguards`` switched off (a negative control)."""
-        config = attrs.evolve(cls.broker_config, disabled_safeguards=frozenset(safeguards))
-        suffix = "".join(s.name.title().replace("_", "") for s in safeguards)
-        return cls.with_config(config, f"{cls.__name__}Without{suffix}")
 
     def __init__(self) -> None:
         super().__init__()
@@ -242,12 +228,6 @@ class TransactionMachine(RuleBasedStateMachine):
 
     # --- rules: the producers --------------------------------------------------------------
 
-    def _client(self, index: int, *, ready: bool = True) -> TxnClient | None:
-        candidates = [c for c in self.clients if c.ready] if ready else self.clients
-        if not candidates:
-            return None
-        return candidates[index % len(candidates)]
-
     @precondition(lambda self: any(c.ready and not c.abortable for c in self.clients))
     @rule(
         client=st.integers(0, 3),
@@ -275,22 +255,8 @@ class TransactionMachine(RuleBasedStateMachine):
             self._exchange(chosen, add, "deliver")
             if not chosen.ready or tp not in chosen.partitions:
                 return
-        values = []
-        for _ in range(records):
-            chosen.records += 1
-            values.append(Record(f"{chosen.tag}.{chosen.records}".encode()))
-        batch = RecordBatch(
-            records=tuple(values),
-            producer_id=chosen.producer_id,
-            producer_epoch=chosen.producer_epoch,
-            base_sequence=chosen.sequences.get(tp, 0),
-            is_transactional=True,
-        )
-        request = ProduceRequest(
-            partitions=(ProducePartitionData(tp.topic, tp.partition, batch),),
-            transactional_id=chosen.transactional_id,
-        )
-        self._exchange(chosen, request, fate)
+        assert chosen.tag is not None
+        self._exchange(chosen, self._produce_request(chosen, tp, chosen.tag, records), fate)
 
     @precondition(lambda self: any(c.ready and not c.abortable for c in self.clients))
     @rule(client=st.integers(0, 3), fate=st.sampled_from(TXN_FATES))
@@ -541,27 +507,15 @@ class TransactionMachine(RuleBasedStateMachine):
             return request.producer_id >= 0  # a first init asks for a new epoch each time
         return not isinstance(request, TxnOffsetCommitRequest)
 
+    @classmethod
+    def _succeeded(cls, response: Response) -> bool:
+        return cls._first_error(response) is ErrorCode.NONE
+
     @staticmethod
-    def _succeeded(response: object) -> bool:
-        if isinstance(response, ProduceResponse):
-            return all(p.error_code is ErrorCode.NONE for p in response.partitions)
-        if isinstance(response, AddPartitionsToTxnResponse):
-            return all(r.error_code is ErrorCode.NONE for r in response.results)
-        if isinstance(response, TxnOffsetCommitResponse):
-            return all(p.error_code is ErrorCode.NONE for p in response.partitions)
-        error = getattr(response, "error_code", ErrorCode.NONE)
-        return bool(error is ErrorCode.NONE)
+    def _first_error(response: Response) -> ErrorCode:
+        return next((e for e in error_codes(response) if e is not ErrorCode.NONE), ErrorCode.NONE)
 
-    def _first_error(self, response: object) -> ErrorCode:
-        if isinstance(response, ProduceResponse | TxnOffsetCommitResponse):
-            errors = [p.error_code for p in response.partitions]
-        elif isinstance(response, AddPartitionsToTxnResponse):
-            errors = [r.error_code for r in response.results]
-        else:
-            errors = [getattr(response, "error_code", ErrorCode.NONE)]
-        return next((e for e in errors if e is not ErrorCode.NONE), ErrorCode.NONE)
-
-    def _outcome(self, response: object) -> str:
+    def _outcome(self, response: Response) -> str:
         """A short word for a response: ok, the first error's name, or the pid and epoch."""
         error = self._first_error(response)
         if error is not ErrorCode.NONE:
@@ -594,7 +548,7 @@ class TransactionMachine(RuleBasedStateMachine):
                 f"succeeded although epoch {epoch_then} of {client.transactional_id} was current"
             )
 
-    def _on_response(self, client: TxnClient, request: TxnRequest, response: object) -> None:
+    def _on_response(self, client: TxnClient, request: TxnRequest, response: Response) -> None:
         """The producer's reaction, as Kafka's transaction manager would react."""
         error = self._first_error(response)
         if error in (ErrorCode.CONCURRENT_TRANSACTIONS, ErrorCode.BROKER_NOT_AVAILABLE):
@@ -630,6 +584,27 @@ class TransactionMachine(RuleBasedStateMachine):
             assert client.tag is not None
             self.acknowledged[client.tag] = request.committed
             self._end_locally(client)
+
+    @staticmethod
+    def _produce_request(
+        client: TxnClient, tp: TopicPartition, tag: str, records: int
+    ) -> ProduceRequest:
+        """A transactional batch of ``records`` new values ("T1.3"), at the next sequence."""
+        values = []
+        for _ in range(records):
+            client.records += 1
+            values.append(Record(f"{tag}.{client.records}".encode()))
+        batch = RecordBatch(
+            records=tuple(values),
+            producer_id=client.producer_id,
+            producer_epoch=client.producer_epoch,
+            base_sequence=client.sequences.get(tp, 0),
+            is_transactional=True,
+        )
+        return ProduceRequest(
+            partitions=(ProducePartitionData(tp.topic, tp.partition, batch),),
+            transactional_id=client.transactional_id,
+        )
 
     def _begin(self, client: TxnClient) -> None:
         client.tag = f"T{next(self._tags)}"
@@ -1087,20 +1062,10 @@ class FencingMachine(TransactionMachine):
         transaction (KIP-890's defence against hanging transactions)."""
         chosen = self._pick(client, lambda c: c.ready)
         tp = TopicPartition(TOPIC, partition)
-        chosen.records += 1
         tag = chosen.tag or f"X{next(self._tags)}"
         self.tag_owner.setdefault(tag, chosen.transactional_id)
-        batch = RecordBatch(
-            records=(Record(f"{tag}.{chosen.records}".encode()),),
-            producer_id=chosen.producer_id,
-            producer_epoch=chosen.producer_epoch,
-            base_sequence=chosen.sequences.get(tp, 0),
-            is_transactional=True,
-        )
-        request = ProduceRequest(
-            partitions=(ProducePartitionData(tp.topic, tp.partition, batch),),
-            transactional_id=chosen.transactional_id,
-        )
+        request = self._produce_request(chosen, tp, tag, 1)
+        batch = request.partitions[0].batch
         ends_before = {log.partition: log.log_end_offset for log in self._data_logs()}
         response = self.broker.handle(request, now=self.now)
         assert isinstance(response, ProduceResponse)
