@@ -14,13 +14,24 @@ from minikafka.core import (
     BrokerConfig,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
     EndTxnRequest,
     EndTxnResponse,
     ErrorCode,
     FetchRequest,
     FetchResponse,
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
     InitProducerIdRequest,
     InitProducerIdResponse,
+    JoinGroupProtocol,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    LeaveGroupResponse,
     ListOffsetsRequest,
     ListOffsetsResponse,
     MetadataRequest,
@@ -35,11 +46,14 @@ from minikafka.core import (
     ProduceResponse,
     Record,
     RecordBatch,
+    SyncGroupAssignment,
+    SyncGroupRequest,
+    SyncGroupResponse,
     TopicPartition,
     TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 )
-from minikafka.core.messages import Request, Response
+from minikafka.core.messages import Request, Response, error_codes
 from minikafka.testing.strategies import requests
 
 EXPECTED: dict[type[Request], type[Response]] = {
@@ -55,12 +69,22 @@ EXPECTED: dict[type[Request], type[Response]] = {
     TxnOffsetCommitRequest: TxnOffsetCommitResponse,
     OffsetCommitRequest: OffsetCommitResponse,
     OffsetFetchRequest: OffsetFetchResponse,
+    FindCoordinatorRequest: FindCoordinatorResponse,
+    JoinGroupRequest: JoinGroupResponse,
+    SyncGroupRequest: SyncGroupResponse,
+    HeartbeatRequest: HeartbeatResponse,
+    LeaveGroupRequest: LeaveGroupResponse,
+    DeleteGroupsRequest: DeleteGroupsResponse,
 }
+
+START = 6.0
+"""When the seeded broker is ready: its group's initial rebalance is complete by then."""
 
 
 def seeded_broker(auto_create: bool) -> Broker:
     """A broker with two topics, some data, one idempotent producer's state, a committed group
-    offset, and an open transaction ("tx") with a record and pending offsets."""
+    offset, an open transaction ("tx") with a record and pending offsets, and a Stable group
+    ("members-group") of two members at generation 1."""
     broker = Broker(BrokerConfig(auto_create_topics_enable=auto_create))
     broker.create_topic("payments", 2)
     broker.create_topic("ledger", 1)
@@ -116,21 +140,59 @@ def seeded_broker(auto_create: bool) -> Broker:
         response = broker.handle(request, now=0.0)
         assert response is not None
         assert set(error_codes(response)) == {ErrorCode.NONE}, response
+    seed_group(broker)
     return broker
 
 
-def error_codes(response: Response) -> list[ErrorCode]:
-    if isinstance(response, InitProducerIdResponse | AddOffsetsToTxnResponse | EndTxnResponse):
-        return [response.error_code]
-    if isinstance(response, AddPartitionsToTxnResponse):
-        return [result.error_code for result in response.results]
-    if isinstance(response, OffsetFetchResponse) and response.error_code is not ErrorCode.NONE:
-        return [response.error_code]
-    if isinstance(response, MetadataResponse):
-        return [topic.error_code for topic in response.topics]
-    if isinstance(response, CreateTopicsResponse):
-        return [topic.error_code for topic in response.topics]
-    return [p.error_code for p in response.partitions]
+def seed_group(broker: Broker) -> None:
+    """Members c-0-1 (the leader) and c-0-2 join "members-group" and sync generation 1."""
+    protocols = (JoinGroupProtocol("range", b""),)
+    members = []
+    for _ in range(2):
+        first = broker.handle(
+            JoinGroupRequest(group_id="members-group", protocols=protocols, client_id="c"),
+            now=0.0,
+        )
+        assert isinstance(first, JoinGroupResponse)
+        members.append(first.member_id)
+        again = JoinGroupRequest(
+            group_id="members-group", protocols=protocols, client_id="c", member_id=first.member_id
+        )
+        assert broker.handle(again, now=0.0) is None
+    broker.tick(START)  # the initial rebalance delay has passed twice: both have joined
+    assert len(broker.take_delayed_responses()) == 2
+    leader, follower = members
+    assert (
+        broker.handle(
+            SyncGroupRequest(group_id="members-group", generation_id=1, member_id=follower),
+            now=START,
+        )
+        is None
+    )
+    assignments = tuple(SyncGroupAssignment(m, b"") for m in members)
+    synced = broker.handle(
+        SyncGroupRequest(
+            group_id="members-group", generation_id=1, member_id=leader, assignments=assignments
+        ),
+        now=START,
+    )
+    assert isinstance(synced, SyncGroupResponse) and synced.error_code is ErrorCode.NONE
+    assert len(broker.take_delayed_responses()) == 1
+
+
+def acts_when_refused(request: Request, codes: list[ErrorCode]) -> bool:
+    """Kafka's refusals that change state on purpose."""
+    # An init that finds a transaction left open by an earlier instance fences and aborts it,
+    # and asks the caller to retry.
+    if isinstance(request, InitProducerIdRequest):
+        return codes == [ErrorCode.CONCURRENT_TRANSACTIONS]
+    # A new member gets an id to join with, and the coordinator remembers it.
+    if isinstance(request, JoinGroupRequest):
+        return codes == [ErrorCode.MEMBER_ID_REQUIRED]
+    # A member told to rejoin has still proved it is alive.
+    if isinstance(request, HeartbeatRequest):
+        return codes == [ErrorCode.REBALANCE_IN_PROGRESS]
+    return False
 
 
 @given(
@@ -143,15 +205,19 @@ def test_handle_never_raises_and_refusals_change_nothing(
 ) -> None:
     broker = seeded_broker(auto_create)
     for step, request in enumerate(script):
-        now = float(step)
+        now = START + step
         if step == crash_at:
             broker.crash()
         if broker.running:
             broker.tick(now)  # time-driven flushes are not the request's doing
         before = broker.snapshot()
         response = broker.handle(request, now=now)
+        for held, answer in broker.take_delayed_responses():
+            assert isinstance(answer, EXPECTED[type(held)])
         if response is None:
-            assert isinstance(request, ProduceRequest) and request.acks == 0
+            assert (isinstance(request, ProduceRequest) and request.acks == 0) or isinstance(
+                request, JoinGroupRequest | SyncGroupRequest
+            )
             continue
         assert isinstance(response, EXPECTED[type(request)])
         codes = error_codes(response)
@@ -160,12 +226,7 @@ def test_handle_never_raises_and_refusals_change_nothing(
         read_only = isinstance(request, FetchRequest | ListOffsetsRequest | OffsetFetchRequest) or (
             isinstance(request, MetadataRequest) and not auto_create
         )
-        # Kafka's one refusal that acts: an init that finds a transaction left open by an
-        # earlier instance fences and aborts it, and asks the caller to retry.
-        fences = isinstance(request, InitProducerIdRequest) and codes == [
-            ErrorCode.CONCURRENT_TRANSACTIONS
-        ]
-        refused = refused and not fences
+        refused = refused and not acts_when_refused(request, codes)
         if refused or read_only or not broker.running:
             assert broker.snapshot() == before, f"{request!r} changed the broker"
         if not broker.running:
@@ -185,20 +246,14 @@ def invariants_hold(broker: Broker) -> None:
 
 @given(request=requests())
 def test_every_error_comes_with_a_message(request: Request) -> None:
-    response = seeded_broker(auto_create=False).handle(request, now=0.0)
+    response = seeded_broker(auto_create=False).handle(request, now=START)
     if response is None:
         return
-    entries: list[object]
-    if isinstance(response, InitProducerIdResponse | AddOffsetsToTxnResponse | EndTxnResponse):
-        entries = [response]
-    elif isinstance(response, AddPartitionsToTxnResponse):
-        entries = list(response.results)
-    elif isinstance(response, OffsetFetchResponse) and response.error_code is not ErrorCode.NONE:
-        entries = [response]
-    elif isinstance(response, MetadataResponse | CreateTopicsResponse):
-        entries = list(response.topics)
-    else:
-        entries = list(response.partitions)
+    entries: list[object] = [response]
+    if getattr(response, "error_code", ErrorCode.NONE) is ErrorCode.NONE:
+        for name in ("partitions", "results", "topics", "members"):
+            if not isinstance(response, JoinGroupResponse) and hasattr(response, name):
+                entries = list(getattr(response, name))
     for entry in entries:
         if entry.error_code is not ErrorCode.NONE:  # type: ignore[attr-defined]
             assert entry.error_message, f"{entry!r} has no message"  # type: ignore[attr-defined]

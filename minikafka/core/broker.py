@@ -11,7 +11,8 @@ Rules for everything in ``core/``:
    ``recover()`` rebuilds it from the durable part, by replaying the logs, as Kafka does.
    That is the whole crash model.
 3. Work that Kafka does in the background happens in ``tick(now)``: flushing, aborting
-   timed-out transactions, and writing transaction markers. ``handle`` does the time-based
+   timed-out transactions, group deadlines (session and rebalance timeouts), and writing
+   transaction markers. ``handle`` does the time-based
    part first (flush and timeouts), but only ``tick`` writes markers, as Kafka's coordinator
    sends them after it answered EndTxn. Until then the transaction is PrepareCommit or
    PrepareAbort, and its producer's next requests get CONCURRENT_TRANSACTIONS. The layer
@@ -21,6 +22,9 @@ Rules for everything in ``core/``:
    that finds a transaction left open by an earlier instance fences and aborts it, and answers
    CONCURRENT_TRANSACTIONS so that the caller retries.
 5. Iterate only in insertion or sorted order, so the same requests give the same state.
+6. Some answers wait, as in Kafka's purgatory: a JoinGroup is answered when the rebalance
+   completes, a SyncGroup when the leader's assignment arrives. ``handle`` then returns None,
+   and the answer comes later from ``take_delayed_responses()``, paired with its request.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import attrs
 
 from minikafka.core.config import BrokerConfig, Safeguard
 from minikafka.core.errors import ErrorCode
-from minikafka.core.groups import OFFSETS_TOPIC, OFFSETS_TP, GroupCoordinator
+from minikafka.core.groups import OFFSETS_TOPIC, OFFSETS_TP, GroupCoordinator, GroupSnapshot
 from minikafka.core.log import PartitionLog
 from minikafka.core.messages import (
     ACKS_ALL,
@@ -51,14 +55,24 @@ from minikafka.core.messages import (
     CreatableTopicResult,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
     EndTxnRequest,
     EndTxnResponse,
     FetchPartitionResponse,
     FetchRequest,
     FetchResponse,
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
     InitProducerIdRequest,
     InitProducerIdResponse,
     IsolationLevel,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    LeaveGroupResponse,
     ListOffsetsPartitionResponse,
     ListOffsetsRequest,
     ListOffsetsResponse,
@@ -76,6 +90,8 @@ from minikafka.core.messages import (
     ProduceResponse,
     Request,
     Response,
+    SyncGroupRequest,
+    SyncGroupResponse,
     TopicMetadata,
     TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
@@ -145,6 +161,7 @@ class BrokerSnapshot:
     """(group, partition, offset) for every committed offset."""
     pending_offsets: tuple[tuple[str, int, TopicPartition, int], ...] = ()
     """(group, producer id, partition, offset) for transactional offsets awaiting a marker."""
+    groups: tuple[GroupSnapshot, ...] = ()
 
 
 @attrs.define(eq=False)
@@ -205,6 +222,12 @@ class Broker:
             AddOffsetsToTxnRequest: self._handle_add_offsets_to_txn,
             EndTxnRequest: self._handle_end_txn,
             TxnOffsetCommitRequest: self._handle_txn_offset_commit,
+            FindCoordinatorRequest: self._handle_find_coordinator,
+            JoinGroupRequest: self._handle_join_group,
+            SyncGroupRequest: self._handle_sync_group,
+            HeartbeatRequest: self._handle_heartbeat,
+            LeaveGroupRequest: self._handle_leave_group,
+            DeleteGroupsRequest: self._handle_delete_groups,
         }
 
     def _new_transaction_coordinator(self) -> TransactionCoordinator:
@@ -221,6 +244,11 @@ class Broker:
             self._disk.offsets_log,
             partition_exists=lambda tp: self._log(tp.topic, tp.partition) is not None,
             pending_offsets=self.config.enabled(Safeguard.PENDING_TXN_OFFSETS),
+            generation_fencing=self.config.enabled(Safeguard.GENERATION_FENCING),
+            min_session_timeout_ms=self.config.group_min_session_timeout_ms,
+            max_session_timeout_ms=self.config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms=self.config.group_initial_rebalance_delay_ms,
+            coordinator_epoch=self._disk.coordinator_epoch,
         )
 
     # --- the one entry point -------------------------------------------------------------
@@ -237,10 +265,38 @@ class Broker:
             return request.error_response(
                 ErrorCode.BROKER_NOT_AVAILABLE, "the broker is down; call recover() first"
             )
-        deadline_ms = self.transaction_coordinator.deadline_ms
-        if self._dirty or (deadline_ms is not None and now * 1000 > deadline_ms):
+        if self._dirty or self._deadline_passed(now):
             self.tick(now, marker_limit=0)
-        return handler(request, now)
+        response = handler(request, now)
+        if response is None and isinstance(request, JoinGroupRequest | SyncGroupRequest):
+            # The request may have completed its own wait (a leader's SyncGroup does).
+            outbox = self.group_coordinator.outbox
+            for position, (held, answer) in enumerate(outbox):
+                if held is request:
+                    del outbox[position]
+                    return answer
+        return response
+
+    def _deadline_passed(self, now: float) -> bool:
+        now_ms = now * 1000
+        for deadline_ms in (
+            self.transaction_coordinator.deadline_ms,
+            self.group_coordinator.deadline_ms,
+        ):
+            if deadline_ms is not None and now_ms >= deadline_ms:
+                return True
+        return False
+
+    def take_delayed_responses(self) -> list[tuple[Request, Response]]:
+        """Answers to held JoinGroup and SyncGroup requests that are now ready, oldest first.
+
+        Each comes with the request it answers (the same object that was handled). Call this
+        after ``handle`` and ``tick``: a request, a timeout or a departure can complete other
+        members' waits. A crash drops held requests unanswered, as it drops connections.
+        """
+        if not self.running:
+            return []
+        return self.group_coordinator.take_delayed_responses()
 
     def inspect(
         self, request: FetchRequest | ListOffsetsRequest | OffsetFetchRequest, *, now: float
@@ -282,6 +338,9 @@ class Broker:
         coordinator = self.transaction_coordinator
         if coordinator.deadline_ms is not None and now_ms > coordinator.deadline_ms:
             coordinator.expire(now_ms)
+        groups = self.group_coordinator
+        if groups.deadline_ms is not None and now_ms >= groups.deadline_ms:
+            groups.expire(now_ms)
         self.write_markers(now, limit=marker_limit)
 
     def write_markers(self, now: float, *, limit: int | None = None) -> int:
@@ -455,6 +514,7 @@ class Broker:
                 for pid, offsets in by_pid.items()
                 for tp, offset in offsets.items()
             ),
+            groups=self.group_coordinator.snapshot(),
         )
 
     def create_topic(self, name: str, partitions: int = 1, *, now: float = 0.0) -> None:
@@ -906,7 +966,11 @@ class Broker:
         self, request: OffsetCommitRequest, now: float
     ) -> OffsetCommitResponse:
         error, message, refused = self.group_coordinator.check_commit(
-            request.group_id, request.partitions
+            request.group_id,
+            request.partitions,
+            generation_id=request.generation_id,
+            member_id=request.member_id,
+            group_instance_id=request.group_instance_id,
         )
         if error is not ErrorCode.NONE:
             return OffsetCommitResponse(self._refused_commit(request, error, message, refused))
@@ -957,7 +1021,14 @@ class Broker:
         self, request: TxnOffsetCommitRequest, now: float
     ) -> TxnOffsetCommitResponse:
         groups = self.group_coordinator
-        error, message, refused = groups.check_commit(request.group_id, request.partitions)
+        error, message, refused = groups.check_commit(
+            request.group_id,
+            request.partitions,
+            generation_id=request.generation_id,
+            member_id=request.member_id,
+            group_instance_id=request.group_instance_id,
+            transactional=True,
+        )
         if error is ErrorCode.NONE:
             coordinator = self.transaction_coordinator
             if coordinator.transactional_id_of(request.producer_id) != request.transactional_id:
@@ -990,6 +1061,34 @@ class Broker:
         return TxnOffsetCommitResponse(
             tuple(OffsetCommitPartitionResponse(p.topic, p.partition) for p in request.partitions)
         )
+
+    def _handle_find_coordinator(
+        self, request: FindCoordinatorRequest, now: float
+    ) -> FindCoordinatorResponse:
+        if not request.key:
+            kind = "group id" if request.key_type == 0 else "transactional id"
+            return request.error_response(ErrorCode.INVALID_REQUEST, f"the {kind} is empty")
+        # One broker coordinates everything; Kafka would hash the key to a partition's leader.
+        return FindCoordinatorResponse(node_id=self.node_id, host="minikafka", port=9092)
+
+    def _handle_join_group(self, request: JoinGroupRequest, now: float) -> JoinGroupResponse | None:
+        return self.group_coordinator.join_group(request, int(now * 1000))
+
+    def _handle_sync_group(self, request: SyncGroupRequest, now: float) -> SyncGroupResponse | None:
+        return self.group_coordinator.sync_group(request, int(now * 1000))
+
+    def _handle_heartbeat(self, request: HeartbeatRequest, now: float) -> HeartbeatResponse:
+        return self.group_coordinator.heartbeat(request, int(now * 1000))
+
+    def _handle_leave_group(self, request: LeaveGroupRequest, now: float) -> LeaveGroupResponse:
+        return self.group_coordinator.leave_group(request, int(now * 1000))
+
+    def _handle_delete_groups(
+        self, request: DeleteGroupsRequest, now: float
+    ) -> DeleteGroupsResponse:
+        if not request.group_ids:
+            return DeleteGroupsResponse(())
+        return self.group_coordinator.delete_groups(request, int(now * 1000))
 
     def _allocate_producer_id(self) -> int:
         if self._next_producer_id >= self._disk.producer_id_block_end:

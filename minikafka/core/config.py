@@ -90,6 +90,21 @@ class BrokerConfig:
     """Kafka's default largest batch the broker accepts."""
     transaction_max_timeout_ms: int = attrs.field(default=900_000, validator=_positive)
     """Kafka's transaction.max.timeout.ms (15 minutes)."""
+    group_min_session_timeout_ms: int = attrs.field(default=6_000, validator=_positive)
+    """Kafka's group.min.session.timeout.ms: a JoinGroup asking for less is refused."""
+    group_max_session_timeout_ms: int = attrs.field(default=1_800_000, validator=_positive)
+    """Kafka's group.max.session.timeout.ms (30 minutes)."""
+    group_initial_rebalance_delay_ms: int = attrs.field(default=3_000, validator=_non_negative)
+    """Kafka's group.initial.rebalance.delay.ms: the first rebalance of an empty group waits
+    this long (extended while members keep arriving) so that they join one generation."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
+            raise ConfigError(
+                f"group_min_session_timeout_ms ({self.group_min_session_timeout_ms}) is above "
+                f"group_max_session_timeout_ms ({self.group_max_session_timeout_ms}); "
+                "lower the minimum or raise the maximum"
+            )
 
     def enabled(self, safeguard: Safeguard) -> bool:
         return safeguard not in self.disabled_safeguards

@@ -1,25 +1,44 @@
-"""The group coordinator's offsets: committed offsets, and transactional ones waiting for a marker.
+"""The group coordinator: membership, generations, rebalances, and the offsets groups commit.
 
-A consumer group's progress is the offset it committed for each partition. Plain commits
-(OffsetCommit) are current at once. Offsets sent inside a transaction (TxnOffsetCommit) are
-*pending*: they become current only when the transaction's COMMIT marker reaches the offsets
-log, and an ABORT marker drops them (Kafka's ``pendingTransactionalOffsets``). That is what
-makes "the output and the consumed offsets commit together" true.
+Kafka's classic group protocol, for one broker. A consumer joins a group (JoinGroup), the
+coordinator waits until every known member has joined, starts a new *generation* and names
+one member the leader. The leader computes the assignment with an assignor (a consumer does
+that, not the broker: see ``assignors.py``) and sends it in its SyncGroup; the coordinator
+hands each member its share. Members then heartbeat. A member that misses heartbeats for its
+session timeout, or does not rejoin within the rebalance timeout, is removed, and the others
+rebalance into the next generation.
 
-Everything is written to the internal log ``__consumer_offsets`` before memory changes, and
-``load`` rebuilds the offsets by replaying it: plain records are current, transactional ones
-pending, and each marker settles its producer's pending offsets.
+Theory of operation:
 
-What this module must not know: the transaction coordinator, partition logs other than its
-own, time or I/O. Membership and generations come with the next layer of groups.
+1. Group states are Kafka's: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead, and
+   ``LEGAL_PREVIOUS_GROUP_STATES`` lists the legal moves. An illegal move is a bug in this
+   module (an assertion), never a client's mistake: clients get error codes.
+2. JoinGroup and SyncGroup are long polls. Their answers wait in the group (Kafka's
+   purgatory) until the rebalance moves on; the coordinator then puts them in ``outbox``,
+   and the broker hands them out (``Broker.take_delayed_responses``).
+3. Time arrives as ``now_ms``. Deadlines (session timeouts, the rebalance timeout, the initial
+   rebalance delay, the wait for SyncGroup) fire in ``expire(now_ms)``, earliest first, each
+   at its own deadline, as Kafka's timer wheel fires them.
+4. Durable: each completed generation (when the leader's assignment is stored, or when the
+   group becomes Empty), every committed offset, and the deletion of a group, all written to
+   ``__consumer_offsets`` before memory changes. Volatile: members. After a restart ``load``
+   rebuilds every group as Empty at its last stored generation, and members rejoin.
+5. Offset commits are checked against membership (``check_commit``): a member of the current
+   generation, or a consumer outside the group while the group is Empty. Transactional offsets
+   (TxnOffsetCommit) are *pending* until the transaction's COMMIT marker reaches the offsets
+   log, and an ABORT marker drops them (Kafka's ``pendingTransactionalOffsets``).
 
 Simplified: Kafka spreads groups over 50 partitions of ``__consumer_offsets``; here there is
-one, never compacted.
+one, never compacted. Kafka's group records also carry each member, and a group loaded with
+members rebalances with them; here members are not stored. Static membership
+(``group.instance.id``) is not simulated.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+from collections import deque
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -27,17 +46,42 @@ import attrs
 from minikafka.core.errors import ErrorCode
 from minikafka.core.log import PartitionLog
 from minikafka.core.messages import (
+    DeletableGroupResult,
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    JoinGroupMember,
+    JoinGroupProtocol,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupMemberResponse,
+    LeaveGroupRequest,
+    LeaveGroupResponse,
     OffsetCommitPartition,
     OffsetCommitPartitionResponse,
     OffsetFetchPartitionResponse,
+    Request,
+    Response,
+    SyncGroupRequest,
+    SyncGroupResponse,
 )
 from minikafka.core.records import ControlType, Record, RecordBatch, TopicPartition
 
 __all__ = [
+    "GROUP_EVENTS_KEPT",
+    "LEGAL_PREVIOUS_GROUP_STATES",
+    "NEW_MEMBER_JOIN_TIMEOUT_MS",
     "OFFSETS_TOPIC",
     "OFFSETS_TP",
     "OFFSET_METADATA_MAX_BYTES",
+    "ClassicGroup",
     "GroupCoordinator",
+    "GroupEvent",
+    "GroupSnapshot",
+    "GroupState",
+    "Member",
+    "MemberSnapshot",
     "OffsetAndMetadata",
 ]
 
@@ -45,6 +89,35 @@ OFFSETS_TOPIC = "__consumer_offsets"
 OFFSETS_TP = TopicPartition(OFFSETS_TOPIC, 0)
 OFFSET_METADATA_MAX_BYTES = 4096
 """Kafka's ``offset.metadata.max.bytes``."""
+NEW_MEMBER_JOIN_TIMEOUT_MS = 300_000
+"""How long a new member's first JoinGroup may wait before the member is dropped (Kafka's
+fixed 5 minutes: a new member cannot heartbeat yet, so its session timeout does not apply)."""
+GROUP_EVENTS_KEPT = 256
+"""How many recent group events the coordinator remembers (for timelines and invariants)."""
+
+
+class GroupState(enum.Enum):
+    """A classic group's state, with Kafka's names."""
+
+    EMPTY = "Empty"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+_G = GroupState
+
+LEGAL_PREVIOUS_GROUP_STATES: dict[GroupState, frozenset[GroupState]] = {
+    _G.EMPTY: frozenset({_G.PREPARING_REBALANCE}),
+    _G.PREPARING_REBALANCE: frozenset({_G.STABLE, _G.COMPLETING_REBALANCE, _G.EMPTY}),
+    _G.COMPLETING_REBALANCE: frozenset({_G.PREPARING_REBALANCE}),
+    _G.STABLE: frozenset({_G.COMPLETING_REBALANCE}),
+    _G.DEAD: frozenset(
+        {_G.STABLE, _G.PREPARING_REBALANCE, _G.COMPLETING_REBALANCE, _G.EMPTY, _G.DEAD}
+    ),
+}
+"""Kafka's ``ClassicGroupState.validPreviousStates``: the states each state may follow."""
 
 
 @attrs.frozen(slots=True)
@@ -57,19 +130,182 @@ class OffsetAndMetadata:
     log_offset: int
 
 
-def _key(group_id: str, tp: TopicPartition) -> bytes:
+@attrs.define(eq=False)
+class Member:
+    """A group member, as the coordinator sees it. Not durable."""
+
+    member_id: str
+    client_id: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocol_type: str
+    protocols: tuple[JoinGroupProtocol, ...]
+    assignment: bytes = b""
+    awaiting_join: JoinGroupRequest | None = None
+    """The member's JoinGroup, held until the join phase completes."""
+    awaiting_sync: SyncGroupRequest | None = None
+    """The member's SyncGroup, held until the leader's assignment arrives."""
+    heartbeat_deadline_ms: int | None = None
+    is_new: bool = False
+    """Added in this rebalance and not yet answered: its session timeout does not apply yet."""
+
+    def metadata(self, protocol_name: str) -> bytes:
+        for protocol in self.protocols:
+            if protocol.name == protocol_name:
+                return protocol.metadata
+        raise AssertionError(f"member {self.member_id} does not support {protocol_name!r}")
+
+    def vote(self, candidates: Iterable[str]) -> str:
+        """The member's most preferred protocol among ``candidates``."""
+        allowed = set(candidates)
+        for protocol in self.protocols:
+            if protocol.name in allowed:
+                return protocol.name
+        raise AssertionError(f"member {self.member_id} supports none of {sorted(allowed)}")
+
+    @property
+    def has_satisfied_heartbeat(self) -> bool:
+        """Kafka's rule: a member parked in a join or sync is alive, unless it is new."""
+        if self.is_new:
+            return False
+        return self.awaiting_join is not None or self.awaiting_sync is not None
+
+
+@attrs.define(eq=False)
+class ClassicGroup:
+    """One group's membership. Only ``generation_id`` and the protocol survive a crash."""
+
+    group_id: str
+    state: GroupState = GroupState.EMPTY
+    previous_state: GroupState | None = None
+    generation_id: int = 0
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    leader_id: str | None = None
+    members: dict[str, Member] = attrs.Factory(dict)
+    pending_members: dict[str, int] = attrs.Factory(dict)
+    """Member ids handed out with MEMBER_ID_REQUIRED, and when (ms) each expires unused."""
+    pending_sync: dict[str, None] = attrs.Factory(dict)
+    """Members of the new generation that have not sent SyncGroup yet (insertion-ordered)."""
+    join_deadline_ms: int | None = None
+    initial_delay: tuple[int, int] | None = None
+    """(delay, remaining) while the first rebalance of an Empty group waits for more members."""
+    new_member_added: bool = False
+    sync_deadline_ms: int | None = None
+
+    @property
+    def rebalance_timeout_ms(self) -> int:
+        return max((m.rebalance_timeout_ms for m in self.members.values()), default=0)
+
+    def has_all_members_joined(self) -> bool:
+        return not self.pending_members and all(
+            m.awaiting_join is not None for m in self.members.values()
+        )
+
+    def candidate_protocols(self) -> list[str]:
+        """Protocols every member supports, in the first member's order of preference."""
+        members = list(self.members.values())
+        if not members:
+            return []
+        names = [p.name for p in members[0].protocols]
+        return [n for n in names if all(n in {p.name for p in m.protocols} for m in members)]
+
+    def supports_protocols(self, protocol_type: str, names: Iterable[str]) -> bool:
+        """Kafka's rule: an Empty group takes any protocol; otherwise the type must match and
+        one of ``names`` must be supported by every member."""
+        names = list(names)
+        if self.state is GroupState.EMPTY:
+            return bool(protocol_type) and bool(names)
+        candidates = set(self.candidate_protocols())
+        return self.protocol_type == protocol_type and any(n in candidates for n in names)
+
+    def select_protocol(self) -> str:
+        """Each member votes for its preferred common protocol; the most votes win.
+
+        Simplified: a tie goes to the protocol the first member prefers; Kafka's pick among
+        tied protocols depends on hash order.
+        """
+        candidates = self.candidate_protocols()
+        votes = {name: 0 for name in candidates}
+        for member in self.members.values():
+            votes[member.vote(candidates)] += 1
+        return max(candidates, key=lambda name: votes[name])
+
+
+@attrs.frozen(slots=True)
+class MemberSnapshot:
+    member_id: str
+    client_id: str
+    assignment: bytes
+    awaiting_join: bool
+    awaiting_sync: bool
+    heartbeat_deadline_ms: int | None
+
+
+@attrs.frozen(slots=True)
+class GroupSnapshot:
+    """A group's membership as values: for invariants, pictures and equality checks."""
+
+    group_id: str
+    state: GroupState
+    generation_id: int
+    protocol_type: str | None
+    protocol_name: str | None
+    leader_id: str | None
+    members: tuple[MemberSnapshot, ...]
+    pending_members: tuple[str, ...]
+
+
+@attrs.frozen(slots=True)
+class GroupEvent:
+    """Something that happened to a group, for timelines: at ``at_ms``, ``what`` happened."""
+
+    at_ms: int
+    group_id: str
+    what: str
+    state: GroupState
+    generation_id: int
+    member_id: str | None = None
+
+
+Answer = tuple[ErrorCode, str | None]
+OK: Answer = (ErrorCode.NONE, None)
+
+
+def _offset_key(group_id: str, tp: TopicPartition) -> bytes:
     return json.dumps([group_id, tp.topic, tp.partition]).encode()
+
+
+def _group_key(group_id: str) -> bytes:
+    return json.dumps([group_id]).encode()
 
 
 def _value(offset: int, metadata: str | None, now_ms: int) -> bytes:
     return json.dumps({"offset": offset, "metadata": metadata, "timestamp": now_ms}).encode()
 
 
-class GroupCoordinator:
-    """Committed and pending offsets of every group, over the ``__consumer_offsets`` log.
+def _group_value(group: ClassicGroup, now_ms: int) -> bytes:
+    return json.dumps(
+        {
+            "protocol_type": group.protocol_type,
+            "generation": group.generation_id,
+            "protocol": group.protocol_name,
+            "leader": group.leader_id,
+            "members": list(group.members),
+            "timestamp": now_ms,
+        }
+    ).encode()
 
-    ``pending_offsets=False`` is the broken mode of the PENDING_TXN_OFFSETS safeguard:
-    transactional offsets are current as soon as they are written, and an abort keeps them.
+
+class GroupCoordinator:
+    """Kafka's group coordinator for one broker, over the ``__consumer_offsets`` log.
+
+    Handlers return a response, or None when the answer is held (JoinGroup, SyncGroup); held
+    answers, and answers to other members' held requests, go to ``outbox``. A refused request
+    changes nothing. ``pending_offsets=False`` is the broken mode of the PENDING_TXN_OFFSETS
+    safeguard: transactional offsets are current as soon as they are written, and an abort
+    keeps them. ``generation_fencing=False`` is the broken mode of GENERATION_FENCING: offset
+    commits are not checked against membership at all.
     """
 
     def __init__(
@@ -78,25 +314,688 @@ class GroupCoordinator:
         *,
         partition_exists: Callable[[TopicPartition], bool],
         pending_offsets: bool = True,
+        generation_fencing: bool = True,
+        min_session_timeout_ms: int = 6_000,
+        max_session_timeout_ms: int = 1_800_000,
+        initial_rebalance_delay_ms: int = 3_000,
+        coordinator_epoch: int = 0,
     ) -> None:
         self.log = log
         self._partition_exists = partition_exists
         self.pending_offsets = pending_offsets
+        self.generation_fencing = generation_fencing
+        self.min_session_timeout_ms = min_session_timeout_ms
+        self.max_session_timeout_ms = max_session_timeout_ms
+        self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
+        self.coordinator_epoch = coordinator_epoch
+        self.groups: dict[str, ClassicGroup] = {}
         self.committed: dict[str, dict[TopicPartition, OffsetAndMetadata]] = {}
         # group -> producer id -> offsets waiting for that producer's marker
         self.pending: dict[str, dict[int, dict[TopicPartition, OffsetAndMetadata]]] = {}
+        self.outbox: list[tuple[Request, Response]] = []
+        self.events: deque[GroupEvent] = deque(maxlen=GROUP_EVENTS_KEPT)
+        self.deadline_ms: int | None = None
+        """The earliest deadline of any group (ms), so callers can check cheaply."""
+        self._members_created = 0
 
-    # --- validation ------------------------------------------------------------------------
+    # --- bookkeeping -----------------------------------------------------------------------
+
+    def _event(
+        self, group: ClassicGroup, now_ms: int, what: str, member_id: str | None = None
+    ) -> None:
+        self.events.append(
+            GroupEvent(now_ms, group.group_id, what, group.state, group.generation_id, member_id)
+        )
+
+    def _transition(self, group: ClassicGroup, state: GroupState) -> None:
+        if group.state not in LEGAL_PREVIOUS_GROUP_STATES[state]:
+            raise AssertionError(  # a bug in this module, never a client's mistake
+                f"illegal transition of group {group.group_id!r}: "
+                f"{group.state.value} -> {state.value}"
+            )
+        group.previous_state = group.state
+        group.state = state
+
+    def _answer(self, request: Request, response: Response) -> None:
+        self.outbox.append((request, response))
+
+    def _new_member_id(self, client_id: str) -> str:
+        """Simplified: Kafka appends a random UUID to the client id; here the coordinator
+        epoch and a counter, so a run is reproducible and no id repeats after a restart."""
+        self._members_created += 1
+        return f"{client_id or 'member'}-{self.coordinator_epoch}-{self._members_created}"
+
+    def _store_group(self, group: ClassicGroup, now_ms: int) -> None:
+        """Write the group's generation to the offsets log (flushed) before it counts."""
+        record = Record(
+            value=_group_value(group, now_ms), key=_group_key(group.group_id), timestamp=now_ms
+        )
+        self.log.append(RecordBatch(records=(record,)))
+        self.log.flush()
+
+    def _timers(self) -> list[tuple[int, str, ClassicGroup, str | None]]:
+        """Every pending deadline: (when in ms, kind, group, member), in a fixed order."""
+        timers: list[tuple[int, str, ClassicGroup, str | None]] = []
+        for group in self.groups.values():
+            if group.join_deadline_ms is not None:
+                timers.append((group.join_deadline_ms, "join", group, None))
+            if group.sync_deadline_ms is not None:
+                timers.append((group.sync_deadline_ms, "sync", group, None))
+            for member_id, deadline in group.pending_members.items():
+                timers.append((deadline, "pending", group, member_id))
+            for member in group.members.values():
+                if member.heartbeat_deadline_ms is not None:
+                    timers.append(
+                        (member.heartbeat_deadline_ms, "heartbeat", group, member.member_id)
+                    )
+        return timers
+
+    def _update_deadline(self) -> None:
+        self.deadline_ms = min((t[0] for t in self._timers()), default=None)
+
+    def take_delayed_responses(self) -> list[tuple[Request, Response]]:
+        """Answers to held requests that are ready, oldest first, as (request, response)."""
+        ready, self.outbox = self.outbox, []
+        return ready
+
+    # --- JoinGroup -------------------------------------------------------------------------
+
+    def join_group(self, request: JoinGroupRequest, now_ms: int) -> JoinGroupResponse | None:
+        """Kafka's classic JoinGroup. Returns None while the answer is held."""
+        try:
+            return self._join_group(request, now_ms)
+        finally:
+            self._update_deadline()
+
+    def _join_refusal(self, request: JoinGroupRequest) -> Answer:
+        if not request.group_id:
+            return ErrorCode.INVALID_GROUP_ID, "the group id must not be empty"
+        low, high = self.min_session_timeout_ms, self.max_session_timeout_ms
+        if not low <= request.session_timeout_ms <= high:
+            return (
+                ErrorCode.INVALID_SESSION_TIMEOUT,
+                f"session timeout {request.session_timeout_ms} ms is outside the broker's "
+                f"range [{low}, {high}] ms (group_min/max_session_timeout_ms)",
+            )
+        if request.rebalance_timeout_ms < 0:
+            return (
+                ErrorCode.INVALID_REQUEST,
+                f"rebalance timeout {request.rebalance_timeout_ms} ms is negative",
+            )
+        if request.group_instance_id is not None:
+            return (
+                ErrorCode.UNSUPPORTED_VERSION,
+                "static membership (group_instance_id) is not simulated; leave it None",
+            )
+        names = [p.name for p in request.protocols]
+        if len(set(names)) != len(names):
+            return ErrorCode.INVALID_REQUEST, f"a protocol is listed twice in {names}"
+        group = self.groups.get(request.group_id)
+        if group is None:
+            if request.member_id:
+                return (
+                    ErrorCode.UNKNOWN_MEMBER_ID,
+                    f"group {request.group_id!r} has no member {request.member_id!r}; "
+                    "join with an empty member id",
+                )
+            if not request.protocol_type or not names:
+                return (
+                    ErrorCode.INCONSISTENT_GROUP_PROTOCOL,
+                    "a join needs a protocol type and at least one protocol",
+                )
+            return OK
+        if not group.supports_protocols(request.protocol_type, names):
+            return (
+                ErrorCode.INCONSISTENT_GROUP_PROTOCOL,
+                f"group {group.group_id!r} uses protocol type {group.protocol_type!r} with "
+                f"{group.candidate_protocols()}; this member offers {request.protocol_type!r} "
+                f"with {names}",
+            )
+        member_id = request.member_id
+        if member_id and member_id not in group.pending_members and member_id not in group.members:
+            return (
+                ErrorCode.UNKNOWN_MEMBER_ID,
+                f"group {group.group_id!r} has no member {member_id!r} (removed, or never "
+                "joined); rejoin with an empty member id",
+            )
+        return OK
+
+    def _join_group(self, request: JoinGroupRequest, now_ms: int) -> JoinGroupResponse | None:
+        error, message = self._join_refusal(request)
+        if error is not ErrorCode.NONE:
+            return request.error_response(error, message or error.name)
+        group = self.groups.get(request.group_id)
+        if group is None:
+            group = ClassicGroup(request.group_id)
+            self.groups[group.group_id] = group
+            self._store_group(group, now_ms)
+            self._event(group, now_ms, "group created")
+        member_id = request.member_id
+        if not member_id:
+            member_id = self._new_member_id(request.client_id)
+            group.pending_members[member_id] = now_ms + request.session_timeout_ms
+            self._event(group, now_ms, "member id handed out (MEMBER_ID_REQUIRED)", member_id)
+            return JoinGroupResponse(
+                error_code=ErrorCode.MEMBER_ID_REQUIRED,
+                member_id=member_id,
+                error_message="join again with this member id",
+            )
+        if member_id in group.pending_members:
+            del group.pending_members[member_id]
+            self._add_member(group, member_id, request, now_ms)
+            return None
+        member = group.members[member_id]
+        if group.state is GroupState.PREPARING_REBALANCE:
+            self._update_member(group, member, request, now_ms, "rejoined")
+            return None
+        same = member.protocols == request.protocols
+        if group.state is GroupState.COMPLETING_REBALANCE and same:
+            # It lost the first answer: answer again for the current generation.
+            return self._join_answer(group, member)
+        if group.state is GroupState.STABLE and same and group.leader_id != member_id:
+            return self._join_answer(group, member)
+        why = "leader rejoined" if same else "member changed its protocols"
+        self._update_member(group, member, request, now_ms, why)
+        return None
+
+    def _join_answer(self, group: ClassicGroup, member: Member) -> JoinGroupResponse:
+        members: tuple[JoinGroupMember, ...] = ()
+        if member.member_id == group.leader_id:
+            assert group.protocol_name is not None
+            members = tuple(
+                JoinGroupMember(m.member_id, None, m.metadata(group.protocol_name))
+                for m in group.members.values()
+            )
+        return JoinGroupResponse(
+            generation_id=group.generation_id,
+            protocol_type=group.protocol_type,
+            protocol_name=group.protocol_name,
+            leader=group.leader_id or "",
+            member_id=member.member_id,
+            members=members,
+        )
+
+    def _add_member(
+        self, group: ClassicGroup, member_id: str, request: JoinGroupRequest, now_ms: int
+    ) -> None:
+        member = Member(
+            member_id=member_id,
+            client_id=request.client_id,
+            session_timeout_ms=request.session_timeout_ms,
+            rebalance_timeout_ms=request.rebalance_timeout_ms,
+            protocol_type=request.protocol_type,
+            protocols=request.protocols,
+            awaiting_join=request,
+            heartbeat_deadline_ms=now_ms + NEW_MEMBER_JOIN_TIMEOUT_MS,
+            is_new=True,
+        )
+        if (
+            group.state is GroupState.PREPARING_REBALANCE
+            and group.previous_state is GroupState.EMPTY
+        ):
+            group.new_member_added = True
+        if not group.members:
+            group.protocol_type = request.protocol_type
+        group.members[member_id] = member
+        if group.leader_id is None:
+            group.leader_id = member_id
+        self._event(group, now_ms, "member joined", member_id)
+        self._maybe_rebalance(group, now_ms, f"{member_id} joined")
+
+    def _update_member(
+        self, group: ClassicGroup, member: Member, request: JoinGroupRequest, now_ms: int, why: str
+    ) -> None:
+        member.protocols = request.protocols
+        member.session_timeout_ms = request.session_timeout_ms
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms
+        # Simplified as in Kafka: an earlier held JoinGroup of the member is never answered.
+        member.awaiting_join = request
+        self._event(group, now_ms, why, member.member_id)
+        self._maybe_rebalance(group, now_ms, f"{member.member_id} {why}")
+
+    def _maybe_rebalance(self, group: ClassicGroup, now_ms: int, reason: str) -> None:
+        if group.state in LEGAL_PREVIOUS_GROUP_STATES[GroupState.PREPARING_REBALANCE]:
+            self._prepare_rebalance(group, now_ms, reason)
+        else:
+            self._maybe_complete_join(group, now_ms)
+
+    def _prepare_rebalance(self, group: ClassicGroup, now_ms: int, reason: str) -> None:
+        if group.state is GroupState.COMPLETING_REBALANCE:
+            self._fail_syncs(group, ErrorCode.REBALANCE_IN_PROGRESS)
+        group.sync_deadline_ms = None
+        initial = group.state is GroupState.EMPTY
+        self._transition(group, GroupState.PREPARING_REBALANCE)
+        self._event(group, now_ms, f"rebalance started: {reason}")
+        if initial:
+            delay = self.initial_rebalance_delay_ms
+            remaining = max(group.rebalance_timeout_ms - delay, 0)
+            group.initial_delay = (delay, remaining)
+            group.new_member_added = False
+            group.join_deadline_ms = now_ms + delay
+        elif group.has_all_members_joined():
+            self._complete_join(group, now_ms)
+        else:
+            group.initial_delay = None
+            group.join_deadline_ms = now_ms + group.rebalance_timeout_ms
+
+    def _maybe_complete_join(self, group: ClassicGroup, now_ms: int) -> None:
+        """Complete the join phase once all members are in, except in an initial rebalance,
+        which only its delay timer completes."""
+        if (
+            group.state is GroupState.PREPARING_REBALANCE
+            and group.previous_state is not GroupState.EMPTY
+            and group.has_all_members_joined()
+        ):
+            self._complete_join(group, now_ms)
+
+    def _complete_join(self, group: ClassicGroup, now_ms: int) -> None:
+        group.join_deadline_ms = None
+        group.initial_delay = None
+        for member in [m for m in group.members.values() if m.awaiting_join is None]:
+            self._remove_member(
+                group, member, now_ms, "did not rejoin within the rebalance timeout"
+            )
+        group.generation_id += 1
+        group.pending_sync = {}
+        if not group.members:
+            group.protocol_name = None
+            self._transition(group, GroupState.EMPTY)
+            self._store_group(group, now_ms)
+            self._event(group, now_ms, f"generation {group.generation_id}: no members")
+            return
+        group.protocol_name = group.select_protocol()
+        self._transition(group, GroupState.COMPLETING_REBALANCE)
+        self._event(
+            group,
+            now_ms,
+            f"generation {group.generation_id}: {len(group.members)} members, "
+            f"leader {group.leader_id}, protocol {group.protocol_name}",
+        )
+        for member in group.members.values():
+            held = member.awaiting_join
+            assert held is not None
+            member.awaiting_join = None
+            self._answer(held, self._join_answer(group, member))
+            member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
+            member.is_new = False
+            group.pending_sync[member.member_id] = None
+        group.sync_deadline_ms = now_ms + group.rebalance_timeout_ms
+
+    # --- SyncGroup -------------------------------------------------------------------------
+
+    def sync_group(self, request: SyncGroupRequest, now_ms: int) -> SyncGroupResponse | None:
+        """Kafka's classic SyncGroup. Returns None while the answer waits for the leader."""
+        try:
+            return self._sync_group(request, now_ms)
+        finally:
+            self._update_deadline()
+
+    def _member_refusal(
+        self,
+        group_id: str,
+        member_id: str,
+        generation_id: int,
+        group_instance_id: str | None,
+    ) -> Answer:
+        """The checks Kafka's SyncGroup and Heartbeat share: a known member, this generation."""
+        if not group_id:
+            return ErrorCode.INVALID_GROUP_ID, "the group id must not be empty"
+        group = self.groups.get(group_id)
+        if group is None or group.state is GroupState.EMPTY:
+            return (
+                ErrorCode.UNKNOWN_MEMBER_ID,
+                f"group {group_id!r} has no members; join it first",
+            )
+        if group_instance_id is not None or member_id not in group.members:
+            return (
+                ErrorCode.UNKNOWN_MEMBER_ID,
+                f"group {group_id!r} has no member {member_id!r}; rejoin with an empty member id",
+            )
+        if generation_id != group.generation_id:
+            return (
+                ErrorCode.ILLEGAL_GENERATION,
+                f"generation {generation_id} is not group {group_id!r}'s current generation "
+                f"({group.generation_id}); rejoin the group",
+            )
+        return OK
+
+    def _sync_group(self, request: SyncGroupRequest, now_ms: int) -> SyncGroupResponse | None:
+        error, message = self._member_refusal(
+            request.group_id, request.member_id, request.generation_id, request.group_instance_id
+        )
+        if error is not ErrorCode.NONE:
+            return request.error_response(error, message or error.name)
+        group = self.groups[request.group_id]
+        if (request.protocol_type is not None and request.protocol_type != group.protocol_type) or (
+            request.protocol_name is not None and request.protocol_name != group.protocol_name
+        ):
+            return request.error_response(
+                ErrorCode.INCONSISTENT_GROUP_PROTOCOL,
+                f"group {group.group_id!r} uses {group.protocol_type!r}/{group.protocol_name!r}, "
+                f"not {request.protocol_type!r}/{request.protocol_name!r}",
+            )
+        member = group.members[request.member_id]
+        if group.state is GroupState.PREPARING_REBALANCE:
+            return request.error_response(
+                ErrorCode.REBALANCE_IN_PROGRESS, "the group is rebalancing; rejoin it"
+            )
+        group.pending_sync.pop(member.member_id, None)
+        if group.state is GroupState.STABLE:
+            if not group.pending_sync:
+                group.sync_deadline_ms = None
+            return SyncGroupResponse(
+                protocol_type=group.protocol_type,
+                protocol_name=group.protocol_name,
+                assignment=member.assignment,
+            )
+        member.awaiting_sync = request
+        if member.member_id != group.leader_id:
+            return None
+        given = {a.member_id: a.assignment for a in request.assignments}
+        for each in group.members.values():
+            each.assignment = given.get(each.member_id, b"")
+        self._transition(group, GroupState.STABLE)
+        self._store_group(group, now_ms)
+        self._event(group, now_ms, f"generation {group.generation_id}: assignment stored")
+        if not group.pending_sync:
+            group.sync_deadline_ms = None
+        for each in group.members.values():
+            held = each.awaiting_sync
+            if held is not None:
+                each.awaiting_sync = None
+                self._answer(
+                    held,
+                    SyncGroupResponse(
+                        protocol_type=group.protocol_type,
+                        protocol_name=group.protocol_name,
+                        assignment=each.assignment,
+                    ),
+                )
+        return None
+
+    def _fail_syncs(self, group: ClassicGroup, error: ErrorCode) -> None:
+        """Drop the generation's assignment and answer every held SyncGroup with ``error``."""
+        for member in group.members.values():
+            member.assignment = b""
+            held = member.awaiting_sync
+            if held is not None:
+                member.awaiting_sync = None
+                self._answer(
+                    held, held.error_response(error, "the group is rebalancing; rejoin it")
+                )
+
+    # --- Heartbeat, LeaveGroup ---------------------------------------------------------------
+
+    def heartbeat(self, request: HeartbeatRequest, now_ms: int) -> HeartbeatResponse:
+        """Kafka's classic Heartbeat: keeps the member alive; says when to rejoin."""
+        try:
+            error, message = self._member_refusal(
+                request.group_id,
+                request.member_id,
+                request.generation_id,
+                request.group_instance_id,
+            )
+            if error is not ErrorCode.NONE:
+                return request.error_response(error, message or error.name)
+            group = self.groups[request.group_id]
+            member = group.members[request.member_id]
+            member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
+            if group.state is GroupState.PREPARING_REBALANCE:
+                return request.error_response(
+                    ErrorCode.REBALANCE_IN_PROGRESS, "the group is rebalancing; rejoin it"
+                )
+            return HeartbeatResponse()
+        finally:
+            self._update_deadline()
+
+    def leave_group(self, request: LeaveGroupRequest, now_ms: int) -> LeaveGroupResponse:
+        """Kafka's LeaveGroup (v3 and later: several members at once)."""
+        try:
+            return self._leave_group(request, now_ms)
+        finally:
+            self._update_deadline()
+
+    def _leave_group(self, request: LeaveGroupRequest, now_ms: int) -> LeaveGroupResponse:
+        if not request.group_id:
+            return request.error_response(
+                ErrorCode.INVALID_GROUP_ID, "the group id must not be empty"
+            )
+        if not request.members:
+            return request.error_response(ErrorCode.INVALID_REQUEST, "no members to remove")
+        group = self.groups.get(request.group_id)
+        if group is None:
+            return request.error_response(
+                ErrorCode.UNKNOWN_MEMBER_ID, f"there is no group {request.group_id!r}"
+            )
+        answers = []
+        left = False
+        for identity in request.members:
+            member_id = identity.member_id
+            if identity.group_instance_id is None and member_id in group.pending_members:
+                del group.pending_members[member_id]
+                left = True
+                answers.append(LeaveGroupMemberResponse(member_id))
+            elif identity.group_instance_id is None and member_id in group.members:
+                self._remove_member(group, group.members[member_id], now_ms, "left the group")
+                left = True
+                answers.append(LeaveGroupMemberResponse(member_id))
+            else:
+                answers.append(
+                    LeaveGroupMemberResponse(
+                        member_id,
+                        identity.group_instance_id,
+                        ErrorCode.UNKNOWN_MEMBER_ID,
+                        error_message=f"group {group.group_id!r} has no member {member_id!r}",
+                    )
+                )
+        if left:
+            if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+                self._maybe_rebalance(group, now_ms, "a member left")
+            elif group.state is GroupState.PREPARING_REBALANCE:
+                self._maybe_complete_join(group, now_ms)
+        return LeaveGroupResponse(members=tuple(answers))
+
+    def _remove_member(self, group: ClassicGroup, member: Member, now_ms: int, why: str) -> None:
+        """Take a member out; its held JoinGroup is answered UNKNOWN_MEMBER_ID, as in Kafka."""
+        held = member.awaiting_join
+        if held is not None:
+            member.awaiting_join = None
+            self._answer(
+                held,
+                JoinGroupResponse(
+                    error_code=ErrorCode.UNKNOWN_MEMBER_ID,
+                    error_message=f"removed from group {group.group_id!r}: {why}; rejoin with "
+                    "an empty member id",
+                ),
+            )
+        del group.members[member.member_id]
+        group.pending_sync.pop(member.member_id, None)
+        if group.leader_id == member.member_id:
+            group.leader_id = next(iter(group.members), None)
+        self._event(group, now_ms, f"member removed: {why}", member.member_id)
+
+    # --- DeleteGroups --------------------------------------------------------------------------
+
+    def delete_groups(self, request: DeleteGroupsRequest, now_ms: int) -> DeleteGroupsResponse:
+        """Delete Empty groups: tombstones for their offsets and their group record."""
+        results = []
+        for group_id in request.group_ids:
+            results.append(self._delete_group(group_id, now_ms))
+        self._update_deadline()
+        return DeleteGroupsResponse(tuple(results))
+
+    def _delete_group(self, group_id: str, now_ms: int) -> DeletableGroupResult:
+        if not group_id:
+            return DeletableGroupResult(
+                group_id, ErrorCode.INVALID_GROUP_ID, error_message="the group id is empty"
+            )
+        group = self.groups.get(group_id)
+        if group is None:
+            return DeletableGroupResult(
+                group_id, ErrorCode.GROUP_ID_NOT_FOUND, error_message=f"no group {group_id!r}"
+            )
+        if group.state is not GroupState.EMPTY or group.pending_members:
+            return DeletableGroupResult(
+                group_id,
+                ErrorCode.NON_EMPTY_GROUP,
+                error_message=f"group {group_id!r} has members; delete it once they left",
+            )
+        if self.pending.get(group_id):
+            return DeletableGroupResult(
+                group_id,
+                ErrorCode.NON_EMPTY_GROUP,
+                error_message=f"group {group_id!r} has transactional offsets waiting for a "
+                "marker; delete it after the transaction ends",
+            )
+        records = [
+            Record(value=None, key=_offset_key(group_id, tp), timestamp=now_ms)
+            for tp in self.committed.get(group_id, {})
+        ]
+        records.append(Record(value=None, key=_group_key(group_id), timestamp=now_ms))
+        self.log.append(RecordBatch(records=tuple(records)))
+        self.log.flush()
+        self._transition(group, GroupState.DEAD)
+        self._event(group, now_ms, "group deleted")
+        del self.groups[group_id]
+        self.committed.pop(group_id, None)
+        return DeletableGroupResult(group_id)
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def expire(self, now_ms: int) -> None:
+        """Fire every deadline due by ``now_ms``, earliest first, each at its own time."""
+        for _ in range(100_000):
+            due = [t for t in self._timers() if t[0] <= now_ms]
+            if not due:
+                break
+            at_ms, kind, group, member_id = min(due, key=lambda t: t[0])
+            self._fire(at_ms, kind, group, member_id)
+        else:
+            raise AssertionError("group timers keep firing: a deadline is not moving forward")
+        self._update_deadline()
+
+    def _fire(self, at_ms: int, kind: str, group: ClassicGroup, member_id: str | None) -> None:
+        if kind == "join":
+            delay = group.initial_delay
+            if delay is not None and group.new_member_added and delay[1] != 0:
+                # Kafka's initial rebalance: members keep arriving, so wait a little longer.
+                group.new_member_added = False
+                step = min(self.initial_rebalance_delay_ms, delay[1])
+                group.initial_delay = (step, max(delay[1] - delay[0], 0))
+                group.join_deadline_ms = at_ms + step
+            else:
+                self._complete_join(group, at_ms)
+        elif kind == "sync":
+            group.sync_deadline_ms = None
+            late = [group.members[m] for m in group.pending_sync]
+            if late and group.state in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
+                for member in late:
+                    self._remove_member(
+                        group, member, at_ms, "did not send SyncGroup within the rebalance timeout"
+                    )
+                self._prepare_rebalance(group, at_ms, "members did not sync in time")
+        elif kind == "pending":
+            assert member_id is not None
+            del group.pending_members[member_id]
+            self._event(group, at_ms, "unused member id expired", member_id)
+            if group.state is GroupState.PREPARING_REBALANCE and group.has_all_members_joined():
+                self._complete_join(group, at_ms)
+        else:
+            assert member_id is not None
+            member = group.members[member_id]
+            member.heartbeat_deadline_ms = None
+            if member.has_satisfied_heartbeat:
+                return
+            why = "join timed out" if member.is_new else "session timeout"
+            self._remove_member(group, member, at_ms, why)
+            if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+                self._maybe_rebalance(group, at_ms, f"{member_id}: {why}")
+            elif group.state is GroupState.PREPARING_REBALANCE and group.has_all_members_joined():
+                self._complete_join(group, at_ms)
+
+    # --- offset commits: validation ------------------------------------------------------------
+
+    def check_membership(
+        self,
+        group_id: str,
+        *,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        transactional: bool,
+    ) -> Answer:
+        """Kafka's ``validateOffsetCommit``: may this committer commit for the group now?
+
+        A member of the current generation may; so may a consumer outside the group
+        (generation -1, no member id) while the group is Empty. A transactional commit without
+        member and generation (the pre-KIP-447 form) is accepted in any state, as in Kafka.
+        """
+        if not self.generation_fencing:
+            return OK
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation_id < 0:
+                return OK
+            return (
+                ErrorCode.ILLEGAL_GENERATION,
+                f"group {group_id!r} has no generation {generation_id}: it has no members; "
+                "rejoin the group, or commit with generation -1 and no member id",
+            )
+        if generation_id < 0 and group.state is GroupState.EMPTY:
+            return OK
+        if generation_id >= 0 or member_id or group_instance_id is not None:
+            if group_instance_id is not None or member_id not in group.members:
+                return (
+                    ErrorCode.UNKNOWN_MEMBER_ID,
+                    f"group {group_id!r} has no member {member_id!r} (it was removed, or the "
+                    "broker restarted); rejoin before committing",
+                )
+            if generation_id != group.generation_id:
+                return (
+                    ErrorCode.ILLEGAL_GENERATION,
+                    f"generation {generation_id} is stale: group {group_id!r} is at "
+                    f"generation {group.generation_id}; rejoin before committing",
+                )
+        elif not transactional:
+            return (
+                ErrorCode.UNKNOWN_MEMBER_ID,
+                f"group {group_id!r} has members ({group.state.value}); a consumer outside the "
+                "group may commit only while the group is Empty",
+            )
+        if not transactional and group.state is GroupState.COMPLETING_REBALANCE:
+            return (
+                ErrorCode.REBALANCE_IN_PROGRESS,
+                f"group {group_id!r} is completing a rebalance; commit after SyncGroup",
+            )
+        return OK
+
+    # --- offset commits: partitions ---------------------------------------------------------
 
     def check_commit(
-        self, group_id: str, partitions: Iterable[OffsetCommitPartition]
+        self,
+        group_id: str,
+        partitions: Iterable[OffsetCommitPartition],
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+        transactional: bool = False,
     ) -> tuple[ErrorCode, str | None, list[OffsetCommitPartitionResponse]]:
-        """Refusals per partition; a request with any refusal writes nothing.
+        """The membership check, then refusals per partition; any refusal writes nothing.
 
         Simplified: Kafka commits the partitions it can and fails only the others.
         """
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID, "the group id must not be empty", []
+        error, message = self.check_membership(
+            group_id,
+            generation_id=generation_id,
+            member_id=member_id,
+            group_instance_id=group_instance_id,
+            transactional=transactional,
+        )
+        if error is not ErrorCode.NONE:
+            return error, message, []
         refused = []
         for wanted in partitions:
             tp = TopicPartition(wanted.topic, wanted.partition)
@@ -136,6 +1035,7 @@ class GroupCoordinator:
         self, group_id: str, partitions: tuple[OffsetCommitPartition, ...], now_ms: int
     ) -> None:
         """Write plain offset commits (already checked); they are current at once."""
+        self._simple_group(group_id)
         batch = self._append(group_id, partitions, now_ms, producer=None)
         for position, wanted in enumerate(partitions):
             tp = TopicPartition(wanted.topic, wanted.partition)
@@ -156,11 +1056,17 @@ class GroupCoordinator:
         producer_epoch: int,
     ) -> RecordBatch:
         """Write offsets inside a transaction (already checked); pending until the marker."""
+        self._simple_group(group_id)
         batch = self._append(group_id, partitions, now_ms, producer=(producer_id, producer_epoch))
         for position, record in enumerate(batch.records):
             tp, offset = self._decode(record, batch.base_offset + position)
             self._hold(group_id, producer_id, tp, offset)
         return batch
+
+    def _simple_group(self, group_id: str) -> None:
+        """A commit for a group nobody joined creates it, Empty (Kafka's "simple" group)."""
+        if group_id not in self.groups:
+            self.groups[group_id] = ClassicGroup(group_id)
 
     def _append(
         self,
@@ -173,7 +1079,7 @@ class GroupCoordinator:
         records = tuple(
             Record(
                 value=_value(p.committed_offset, p.committed_metadata, now_ms),
-                key=_key(group_id, TopicPartition(p.topic, p.partition)),
+                key=_offset_key(group_id, TopicPartition(p.topic, p.partition)),
                 timestamp=now_ms,
             )
             for p in partitions
@@ -227,9 +1133,15 @@ class GroupCoordinator:
                     committed[tp] = offset
 
     def load(self) -> None:
-        """Rebuild committed and pending offsets by replaying the offsets log."""
+        """Rebuild groups and offsets by replaying the offsets log.
+
+        Each group comes back Empty at its last stored generation, without members; committed
+        offsets are current, transactional ones pending until their marker, tombstones delete.
+        """
+        self.groups = {}
         self.committed = {}
         self.pending = {}
+        self.outbox = []
         for batch in self.log.batches():
             if batch.is_control:
                 control_type = batch.control_type
@@ -239,12 +1151,33 @@ class GroupCoordinator:
             for position, record in enumerate(batch.records):
                 if record.key is None:
                     continue
-                group_id = json.loads(record.key)[0]
+                key = json.loads(record.key)
+                group_id = key[0]
+                if len(key) == 1:
+                    self._load_group(group_id, record.value)
+                    continue
+                self._simple_group(group_id)
+                if record.value is None:
+                    tp = TopicPartition(key[1], key[2])
+                    self.committed.get(group_id, {}).pop(tp, None)
+                    continue
                 tp, offset = self._decode(record, batch.base_offset + position)
                 if batch.is_transactional:
                     self._hold(group_id, batch.producer_id, tp, offset)
                 else:
                     self.committed.setdefault(group_id, {})[tp] = offset
+        self._update_deadline()
+
+    def _load_group(self, group_id: str, value: bytes | None) -> None:
+        if value is None:
+            self.groups.pop(group_id, None)
+            self.committed.pop(group_id, None)
+            return
+        fields = json.loads(value)
+        group = ClassicGroup(group_id)
+        group.generation_id = fields["generation"]
+        group.protocol_type = fields["protocol_type"]
+        self.groups[group_id] = group
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -279,3 +1212,28 @@ class GroupCoordinator:
                     )
                 )
         return results
+
+    def snapshot(self) -> tuple[GroupSnapshot, ...]:
+        return tuple(
+            GroupSnapshot(
+                group_id=group.group_id,
+                state=group.state,
+                generation_id=group.generation_id,
+                protocol_type=group.protocol_type,
+                protocol_name=group.protocol_name,
+                leader_id=group.leader_id,
+                members=tuple(
+                    MemberSnapshot(
+                        m.member_id,
+                        m.client_id,
+                        m.assignment,
+                        m.awaiting_join is not None,
+                        m.awaiting_sync is not None,
+                        m.heartbeat_deadline_ms,
+                    )
+                    for m in group.members.values()
+                ),
+                pending_members=tuple(group.pending_members),
+            )
+            for group in self.groups.values()
+        )

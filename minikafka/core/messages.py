@@ -29,23 +29,39 @@ __all__ = [
     "AddPartitionsToTxnResponse",
     "AddPartitionsToTxnResult",
     "BrokerMetadata",
+    "CoordinatorType",
     "CreatableTopic",
     "CreatableTopicResult",
     "CreateTopicsRequest",
     "CreateTopicsResponse",
+    "DeletableGroupResult",
+    "DeleteGroupsRequest",
+    "DeleteGroupsResponse",
     "EndTxnRequest",
     "EndTxnResponse",
     "FetchPartition",
     "FetchPartitionResponse",
     "FetchRequest",
     "FetchResponse",
+    "FindCoordinatorRequest",
+    "FindCoordinatorResponse",
+    "HeartbeatRequest",
+    "HeartbeatResponse",
     "InitProducerIdRequest",
     "InitProducerIdResponse",
     "IsolationLevel",
+    "JoinGroupMember",
+    "JoinGroupProtocol",
+    "JoinGroupRequest",
+    "JoinGroupResponse",
+    "LeaveGroupMemberResponse",
+    "LeaveGroupRequest",
+    "LeaveGroupResponse",
     "ListOffsetsPartition",
     "ListOffsetsPartitionResponse",
     "ListOffsetsRequest",
     "ListOffsetsResponse",
+    "MemberIdentity",
     "MetadataRequest",
     "MetadataResponse",
     "OffsetCommitPartition",
@@ -62,6 +78,9 @@ __all__ = [
     "ProduceResponse",
     "Request",
     "Response",
+    "SyncGroupAssignment",
+    "SyncGroupRequest",
+    "SyncGroupResponse",
     "TopicMetadata",
     "TxnOffsetCommitRequest",
     "TxnOffsetCommitResponse",
@@ -160,6 +179,7 @@ class FetchPartitionResponse:
 class FetchResponse:
     partitions: tuple[FetchPartitionResponse, ...]
     error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -179,11 +199,15 @@ class FetchRequest:
         return FetchResponse(
             tuple(
                 FetchPartitionResponse(
-                    topic=p.topic, partition=p.partition, error_code=error, error_message=message
+                    topic=p.topic,
+                    partition=p.partition,
+                    error_code=error,
+                    error_message=message,
                 )
                 for p in self.partitions
             ),
             error_code=error,
+            error_message=message,
         )
 
 
@@ -384,10 +408,10 @@ def _refuse_offsets(
 
 @attrs.frozen(slots=True, kw_only=True)
 class OffsetCommitRequest:
-    """Commit offsets for a group. ``generation_id=-1`` and no member: a consumer that uses
-    ``assign()`` rather than group membership.
+    """Commit offsets for a group, as a member of its current generation.
 
-    Simplified until the broker has group membership: generation and member are not checked.
+    ``generation_id=-1`` and no member id: a consumer that uses ``assign()`` rather than group
+    membership, accepted only while the group is Empty.
     """
 
     api_key: ClassVar[int] = 8
@@ -540,8 +564,10 @@ class TxnOffsetCommitResponse:
 class TxnOffsetCommitRequest:
     """Offsets written inside a transaction: pending until the transaction's marker.
 
-    ``generation_id`` and ``member_id`` come from the consumer's group metadata (KIP-447).
-    Simplified until the broker has group membership: they are carried but not checked.
+    ``generation_id`` and ``member_id`` come from the consumer's group metadata (KIP-447), and
+    the group coordinator checks them as it checks OffsetCommit's. Without them
+    (``generation_id=-1``, no member id: the pre-KIP-447 form) the commit is accepted in any
+    group state, as in Kafka, so such a producer is not fenced by the group.
     """
 
     api_key: ClassVar[int] = 28
@@ -560,6 +586,234 @@ class TxnOffsetCommitRequest:
         return TxnOffsetCommitResponse(_refuse_offsets(self.partitions, error, message))
 
 
+# --- FindCoordinator (API key 10) ----------------------------------------------------------
+
+
+class CoordinatorType(enum.IntEnum):
+    GROUP = 0
+    TRANSACTION = 1
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FindCoordinatorResponse:
+    error_code: ErrorCode = ErrorCode.NONE
+    node_id: int = -1
+    host: str = ""
+    port: int = -1
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class FindCoordinatorRequest:
+    """Which broker coordinates a group (``key`` is a group id) or a transactional id."""
+
+    api_key: ClassVar[int] = 10
+    api_name: ClassVar[str] = "FindCoordinator"
+
+    key: str
+    key_type: CoordinatorType = CoordinatorType.GROUP
+
+    def error_response(self, error: ErrorCode, message: str) -> FindCoordinatorResponse:
+        return FindCoordinatorResponse(error_code=error, error_message=message)
+
+
+# --- JoinGroup (API key 11) ----------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class JoinGroupProtocol:
+    """One protocol a member can use (for consumers: an assignor name) and its metadata.
+
+    The coordinator never reads ``metadata``: only the group's leader decodes it.
+    """
+
+    name: str
+    metadata: bytes = b""
+
+
+@attrs.frozen(slots=True)
+class JoinGroupMember:
+    member_id: str
+    group_instance_id: str | None = None
+    metadata: bytes = b""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class JoinGroupResponse:
+    """``members`` is filled for the leader only: it computes the assignment from them."""
+
+    error_code: ErrorCode = ErrorCode.NONE
+    generation_id: int = -1
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    leader: str = ""
+    member_id: str = ""
+    members: tuple[JoinGroupMember, ...] = ()
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class JoinGroupRequest:
+    """Join a group, or rejoin it for the next generation.
+
+    A member without an id (``member_id=""``) first gets MEMBER_ID_REQUIRED with an id to join
+    with (JoinGroup v4 and later). The answer to a join is held until the rebalance completes,
+    so ``Broker.handle`` may return None and answer later (see ``take_delayed_responses``).
+    ``client_id`` stands for the request header's client id, from which Kafka builds member ids.
+    """
+
+    api_key: ClassVar[int] = 11
+    api_name: ClassVar[str] = "JoinGroup"
+
+    group_id: str
+    protocols: tuple[JoinGroupProtocol, ...]
+    member_id: str = ""
+    session_timeout_ms: int = 45_000
+    rebalance_timeout_ms: int = 300_000
+    group_instance_id: str | None = None
+    protocol_type: str = "consumer"
+    client_id: str = "consumer"
+    reason: str | None = None
+
+    def error_response(self, error: ErrorCode, message: str) -> JoinGroupResponse:
+        return JoinGroupResponse(error_code=error, member_id=self.member_id, error_message=message)
+
+
+# --- Heartbeat (API key 12) ----------------------------------------------------------------
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class HeartbeatResponse:
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class HeartbeatRequest:
+    """A member is alive. REBALANCE_IN_PROGRESS in the answer tells it to rejoin."""
+
+    api_key: ClassVar[int] = 12
+    api_name: ClassVar[str] = "Heartbeat"
+
+    group_id: str
+    generation_id: int
+    member_id: str
+    group_instance_id: str | None = None
+
+    def error_response(self, error: ErrorCode, message: str) -> HeartbeatResponse:
+        return HeartbeatResponse(error_code=error, error_message=message)
+
+
+# --- LeaveGroup (API key 13) ---------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class MemberIdentity:
+    member_id: str
+    group_instance_id: str | None = None
+    reason: str | None = None
+
+
+@attrs.frozen(slots=True)
+class LeaveGroupMemberResponse:
+    member_id: str
+    group_instance_id: str | None = None
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LeaveGroupResponse:
+    error_code: ErrorCode = ErrorCode.NONE
+    members: tuple[LeaveGroupMemberResponse, ...] = ()
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LeaveGroupRequest:
+    """Members leave the group at once, instead of waiting out their session timeout."""
+
+    api_key: ClassVar[int] = 13
+    api_name: ClassVar[str] = "LeaveGroup"
+
+    group_id: str
+    members: tuple[MemberIdentity, ...]
+
+    def error_response(self, error: ErrorCode, message: str) -> LeaveGroupResponse:
+        return LeaveGroupResponse(error_code=error, error_message=message)
+
+
+# --- SyncGroup (API key 14) ----------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class SyncGroupAssignment:
+    member_id: str
+    assignment: bytes
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SyncGroupResponse:
+    error_code: ErrorCode = ErrorCode.NONE
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    assignment: bytes = b""
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class SyncGroupRequest:
+    """After a join: the leader sends everyone's assignment, the others send none.
+
+    The answer waits for the leader's assignment, so ``Broker.handle`` may return None and
+    answer later (see ``take_delayed_responses``).
+    """
+
+    api_key: ClassVar[int] = 14
+    api_name: ClassVar[str] = "SyncGroup"
+
+    group_id: str
+    generation_id: int
+    member_id: str
+    assignments: tuple[SyncGroupAssignment, ...] = ()
+    group_instance_id: str | None = None
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+
+    def error_response(self, error: ErrorCode, message: str) -> SyncGroupResponse:
+        return SyncGroupResponse(error_code=error, error_message=message)
+
+
+# --- DeleteGroups (API key 42) -------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class DeletableGroupResult:
+    group_id: str
+    error_code: ErrorCode = ErrorCode.NONE
+    error_message: str | None = None
+
+
+@attrs.frozen(slots=True)
+class DeleteGroupsResponse:
+    results: tuple[DeletableGroupResult, ...]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class DeleteGroupsRequest:
+    """Delete empty groups and their committed offsets (an admin operation)."""
+
+    api_key: ClassVar[int] = 42
+    api_name: ClassVar[str] = "DeleteGroups"
+
+    group_ids: tuple[str, ...]
+
+    def error_response(self, error: ErrorCode, message: str) -> DeleteGroupsResponse:
+        return DeleteGroupsResponse(
+            tuple(DeletableGroupResult(g, error, error_message=message) for g in self.group_ids)
+        )
+
+
 Request = (
     ProduceRequest
     | FetchRequest
@@ -573,6 +827,12 @@ Request = (
     | AddOffsetsToTxnRequest
     | EndTxnRequest
     | TxnOffsetCommitRequest
+    | FindCoordinatorRequest
+    | JoinGroupRequest
+    | HeartbeatRequest
+    | LeaveGroupRequest
+    | SyncGroupRequest
+    | DeleteGroupsRequest
 )
 Response = (
     ProduceResponse
@@ -587,6 +847,12 @@ Response = (
     | AddOffsetsToTxnResponse
     | EndTxnResponse
     | TxnOffsetCommitResponse
+    | FindCoordinatorResponse
+    | JoinGroupResponse
+    | HeartbeatResponse
+    | LeaveGroupResponse
+    | SyncGroupResponse
+    | DeleteGroupsResponse
 )
 
 
@@ -596,7 +862,9 @@ def error_codes(response: Response) -> list[ErrorCode]:
     whole: ErrorCode = getattr(response, "error_code", ErrorCode.NONE)
     if whole is not ErrorCode.NONE:
         return [whole]
-    for name in ("partitions", "results", "topics"):
+    if isinstance(response, JoinGroupResponse):
+        return [whole]  # its members are the group's, not results
+    for name in ("partitions", "results", "topics", "members"):
         entries = getattr(response, name, None)
         if entries is not None:
             return [entry.error_code for entry in entries]

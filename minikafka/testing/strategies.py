@@ -11,15 +11,23 @@ from hypothesis import strategies as st
 from minikafka.core.messages import (
     AddOffsetsToTxnRequest,
     AddPartitionsToTxnRequest,
+    CoordinatorType,
     CreatableTopic,
     CreateTopicsRequest,
+    DeleteGroupsRequest,
     EndTxnRequest,
     FetchPartition,
     FetchRequest,
+    FindCoordinatorRequest,
+    HeartbeatRequest,
     InitProducerIdRequest,
     IsolationLevel,
+    JoinGroupProtocol,
+    JoinGroupRequest,
+    LeaveGroupRequest,
     ListOffsetsPartition,
     ListOffsetsRequest,
+    MemberIdentity,
     MetadataRequest,
     OffsetCommitPartition,
     OffsetCommitRequest,
@@ -27,6 +35,8 @@ from minikafka.core.messages import (
     ProducePartitionData,
     ProduceRequest,
     Request,
+    SyncGroupAssignment,
+    SyncGroupRequest,
     TxnOffsetCommitRequest,
 )
 from minikafka.core.records import MAX_SEQUENCE, Record, RecordBatch, TopicPartition
@@ -34,6 +44,7 @@ from minikafka.core.records import MAX_SEQUENCE, Record, RecordBatch, TopicParti
 __all__ = [
     "batches",
     "group_ids",
+    "group_requests",
     "records",
     "requests",
     "topic_names",
@@ -43,7 +54,9 @@ __all__ = [
 
 KNOWN_TOPICS = ("payments", "ledger")
 KNOWN_TRANSACTIONAL_IDS = ("tx", "other")
-KNOWN_GROUPS = ("ledger-group", "other-group")
+KNOWN_GROUPS = ("ledger-group", "other-group", "members-group")
+KNOWN_MEMBERS = ("c-0-1", "c-0-2", "c-0-3")
+"""Member ids a seeded broker's coordinator hands out first (client id "c", epoch 0)."""
 
 
 def topic_names() -> st.SearchStrategy[str]:
@@ -113,6 +126,69 @@ def _offsets() -> st.SearchStrategy[tuple[OffsetCommitPartition, ...]]:
     ).map(tuple)
 
 
+def _member_ids() -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(KNOWN_MEMBERS), st.just(""), st.text(max_size=3))
+
+
+def group_requests() -> st.SearchStrategy[Request]:
+    """Requests of the group membership APIs, with any field values of the right types."""
+    protocols = st.lists(
+        st.builds(
+            JoinGroupProtocol,
+            st.sampled_from(["range", "roundrobin"]) | st.text(max_size=2),
+            st.binary(max_size=4),
+        ),
+        max_size=2,
+    ).map(tuple)
+    generation = _small_or_any(-2, 3)
+    instance = st.none() | st.text(max_size=2)
+    return st.one_of(
+        st.builds(
+            FindCoordinatorRequest,
+            key=group_ids() | transactional_ids(),
+            key_type=st.sampled_from(CoordinatorType),
+        ),
+        st.builds(
+            JoinGroupRequest,
+            group_id=group_ids(),
+            protocols=protocols,
+            member_id=_member_ids(),
+            session_timeout_ms=st.sampled_from([10_000, 45_000]) | st.integers(),
+            rebalance_timeout_ms=st.sampled_from([20_000]) | st.integers(),
+            group_instance_id=instance,
+            protocol_type=st.sampled_from(["consumer"]) | st.text(max_size=2),
+            client_id=st.sampled_from(["c"]) | st.text(max_size=2),
+        ),
+        st.builds(
+            SyncGroupRequest,
+            group_id=group_ids(),
+            generation_id=generation,
+            member_id=_member_ids(),
+            assignments=st.lists(
+                st.builds(SyncGroupAssignment, _member_ids(), st.binary(max_size=4)), max_size=3
+            ).map(tuple),
+            group_instance_id=instance,
+            protocol_type=st.none() | st.sampled_from(["consumer"]) | st.text(max_size=2),
+            protocol_name=st.none() | st.sampled_from(["range"]) | st.text(max_size=2),
+        ),
+        st.builds(
+            HeartbeatRequest,
+            group_id=group_ids(),
+            generation_id=generation,
+            member_id=_member_ids(),
+            group_instance_id=instance,
+        ),
+        st.builds(
+            LeaveGroupRequest,
+            group_id=group_ids(),
+            members=st.lists(st.builds(MemberIdentity, _member_ids(), instance), max_size=3).map(
+                tuple
+            ),
+        ),
+        st.builds(DeleteGroupsRequest, group_ids=st.lists(group_ids(), max_size=3).map(tuple)),
+    )
+
+
 def transaction_requests() -> st.SearchStrategy[Request]:
     """Requests of the transaction and offset APIs, with any field values of the right types."""
     producer = {
@@ -129,7 +205,7 @@ def transaction_requests() -> st.SearchStrategy[Request]:
             group_id=group_ids(),
             partitions=_offsets(),
             generation_id=_small_or_any(-2, 3),
-            member_id=st.text(max_size=3),
+            member_id=_member_ids(),
             **producer,
         ),
         st.builds(
@@ -137,7 +213,7 @@ def transaction_requests() -> st.SearchStrategy[Request]:
             group_id=group_ids(),
             partitions=_offsets(),
             generation_id=_small_or_any(-2, 3),
-            member_id=st.text(max_size=3),
+            member_id=_member_ids(),
         ),
         st.builds(
             OffsetFetchRequest,
@@ -213,4 +289,5 @@ def requests() -> st.SearchStrategy[Request]:
         create_topics,
         init_producer_id,
         transaction_requests(),
+        group_requests(),
     )
