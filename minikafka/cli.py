@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a hypothesis state machine. Exit 0 when the invariants held, 1 with "
         "a shrunk counterexample when they did not.",
     )
-    explore.add_argument("machine", help="which machine: dedup, atomic-commit or fencing")
+    explore.add_argument("machine", help="which machine: dedup, atomic-commit, fencing or groups")
     explore.add_argument(
         "--break",
         dest="break_",
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "show",
         help="run a small scripted scenario and draw what it left behind",
         description="Run a scripted scenario and draw the partition logs, the transaction "
-        "coordinator and the group offsets it left. Without a name, list the scenarios.",
+        "coordinator, the groups and the offsets it left. Without a name, list the scenarios.",
     )
     show.add_argument("scenario", nargs="?", help="which scenario (omit to list them)")
     show.add_argument("--svg", metavar="FILE", help="also save the picture as an SVG file")

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from minikafka.core import Safeguard
 from minikafka.testing.dedup import IdempotenceMachine
+from minikafka.testing.groups import GroupMachine
 from minikafka.testing.story import LogRow, TransactionRow
 from minikafka.testing.transactions import AtomicCommitMachine, FencingMachine
 
@@ -55,6 +56,13 @@ MACHINES: dict[str, MachineInfo] = {
         (Safeguard.EPOCH_FENCING,),
         "once a transactional id's epoch is bumped, nothing its older instances send is "
         "accepted, and their transactions stay atomic",
+    ),
+    "groups": MachineInfo(
+        GroupMachine,
+        (Safeguard.GENERATION_FENCING,),
+        "after every rebalance each partition has exactly one owner among the live members; "
+        "only a partition's current owner (or a consumer outside the group while it is Empty) "
+        "can commit its offset, so a zombie consumer cannot overwrite anyone's progress",
     ),
 }
 
@@ -137,7 +145,7 @@ def explore(
         return ExploreResult(
             held=False,
             examples=count[0],
-            error=str(failure).splitlines()[0],
+            error=(str(failure) or f"an assertion failed: {failure!r}").splitlines()[0],
             steps=tuple(line.text for line in minimal.steps),
             setup=tuple(line.text for line in minimal.story if line.phase == "setup"),
             healing=tuple(line.text for line in minimal.story if line.phase == "heal"),

@@ -20,6 +20,7 @@ from minikafka.core import (
     InitProducerIdRequest,
     InitProducerIdResponse,
     OffsetCommitPartition,
+    OffsetCommitResponse,
     ProducePartitionData,
     ProduceRequest,
     Record,
@@ -27,7 +28,9 @@ from minikafka.core import (
     TopicPartition,
     TxnOffsetCommitRequest,
 )
+from minikafka.core.group_member import GroupMemberProtocol
 from minikafka.core.messages import Request, Response, error_codes
+from minikafka.testing.groups import GroupHarness, SimConsumer
 
 __all__ = ["SCENARIOS", "Scenario", "ScenarioResult", "run_scenario"]
 
@@ -172,12 +175,90 @@ def transactions() -> ScenarioResult:
     return ScenarioResult(broker, ("payments",), ("ledger",), tuple(script.story))
 
 
+def groups() -> ScenarioResult:
+    """Two consumers share four partitions; one freezes, is evicted, and its late commit is
+    refused while the other takes over its partitions."""
+    broker = Broker()
+    broker.create_topic("orders", 4)
+    story: list[str] = []
+    world = GroupHarness(broker, {"orders": 4})
+    told = 0
+
+    def say(line: str, **_: object) -> None:
+        """Tell ``line``, after what the coordinator did since the last line."""
+        nonlocal told
+        events = list(broker.group_coordinator.events)
+        for event in events[told:]:
+            if event.what != "group created":
+                who = f" ({event.member_id})" if event.member_id else ""
+                story.append(f"t={event.at_ms / 1000:.1f}s  coordinator: {event.what}{who}")
+        told = len(events)
+        if line:
+            story.append(f"t={world.now:.1f}s  {line}")
+
+    world.say = say
+    for name in ("c1", "c2"):
+        protocol = GroupMemberProtocol(
+            "billing",
+            ("orders",),
+            client_id=name,
+            assignors=("range",),
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
+        )
+        world.consumers.append(SimConsumer(name, protocol))
+    c1, c2 = world.consumers
+
+    def commit(consumer: SimConsumer, offsets: dict[int, int]) -> None:
+        request = consumer.protocol.commit_request(
+            {TopicPartition("orders", p): offset for p, offset in offsets.items()}
+        )
+        member = consumer.protocol.member_id or "(no member)"
+        response = broker.handle(request, now=world.now)
+        assert isinstance(response, OffsetCommitResponse)
+        error = response.partitions[0].error_code
+        outcome = "accepted" if error is ErrorCode.NONE else f"refused: {error.name}"
+        shown = ", ".join(f"p{p} -> {offset}" for p, offset in offsets.items())
+        say(
+            f"{consumer.name} commits {shown} as {member} of generation "
+            f"{request.generation_id}: {outcome}"
+        )
+        # A refused commit tells the consumer it lost its place: it rejoins.
+        world.send(consumer, consumer.protocol.on_commit_response(response))
+
+    say("c1 and c2 join group 'billing' (range assignment, session timeout 10 s)")
+    world.join(c1)
+    world.now += 0.5
+    world.join(c2)
+    world.advance(7.0, step=0.5)
+    commit(c1, {0: 5, 1: 3})
+    commit(c2, {2: 4, 3: 6})
+    say("c1 freezes (a long garbage-collection pause): no heartbeats")
+    c1.paused = True
+    world.advance(14.0, step=0.5)
+    commit(c2, {0: 7, 1: 5})
+    say("c1 wakes up, still sure it owns p0 and p1")
+    c1.paused = False
+    commit(c1, {0: 9})
+    world.advance(8.0, step=0.5)
+    commit(c1, {0: 8})
+    say("")
+    return ScenarioResult(broker, (), ("billing",), tuple(story))
+
+
 SCENARIOS: dict[str, Scenario] = {
     "transactions": Scenario(
         "transactions",
         "a committed, an aborted and an open transaction over two partitions, with the "
         "group's committed and pending offsets; where the HW and the LSO stand",
         transactions,
+    ),
+    "groups": Scenario(
+        "groups",
+        "two consumers share a topic; one freezes past its session timeout, is evicted, and "
+        "its late commit is refused while the other takes over: members, generations, "
+        "assignments, offsets and the rebalance timeline",
+        groups,
     ),
 }
 

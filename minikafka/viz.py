@@ -14,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from minikafka.core import Broker, ControlType, RecordBatch, TopicPartition
+from minikafka.core.assignors import CONSUMER_PROTOCOL_TYPE, Assignment
+from minikafka.core.groups import GroupState
 from minikafka.core.log import PartitionLog
 from minikafka.core.transactions import TransactionState
 from minikafka.scenarios import ScenarioResult
@@ -21,6 +23,7 @@ from minikafka.scenarios import ScenarioResult
 __all__ = [
     "OUTCOME_STYLES",
     "batch_outcomes",
+    "groups_table",
     "log_json",
     "offsets_table",
     "partition_view",
@@ -207,6 +210,60 @@ def offsets_table(broker: Broker, groups: tuple[str, ...]) -> Table:
     return table
 
 
+GROUP_STATE_STYLES = {
+    GroupState.EMPTY: "dim",
+    GroupState.PREPARING_REBALANCE: "bold yellow",
+    GroupState.COMPLETING_REBALANCE: "yellow",
+    GroupState.STABLE: "green",
+    GroupState.DEAD: "dim",
+}
+
+
+def _assignment(group_protocol: str | None, data: bytes) -> str:
+    if group_protocol != CONSUMER_PROTOCOL_TYPE or not data:
+        return "-"
+    partitions = Assignment.from_bytes(data).partitions
+    return ", ".join(str(tp) for tp in partitions) or "(none)"
+
+
+def groups_table(broker: Broker, groups: tuple[str, ...]) -> Table:
+    """Each group's state and generation, and its members with what they were assigned."""
+    table = Table(title="Consumer groups (group coordinator)", header_style="bold")
+    for column in ("group", "state", "generation", "member", "role", "assignment"):
+        table.add_column(column, justify="right" if column == "generation" else "left")
+    for snapshot in broker.group_coordinator.snapshot():
+        if snapshot.group_id not in groups:
+            continue
+        state = Text(snapshot.state.value, style=GROUP_STATE_STYLES[snapshot.state])
+        head = (snapshot.group_id, state, str(snapshot.generation_id))
+        if not snapshot.members:
+            table.add_row(*head, "-", "-", "-")
+        for number, member in enumerate(snapshot.members):
+            role = "leader" if member.member_id == snapshot.leader_id else "follower"
+            if member.awaiting_join:
+                role += " (rejoining)"
+            elif member.awaiting_sync:
+                role += " (waiting for its assignment)"
+            table.add_row(
+                *(head if number == 0 else ("", "", "")),
+                member.member_id,
+                role,
+                _assignment(snapshot.protocol_type, member.assignment),
+            )
+    return table
+
+
+def _timeline_line(line: str) -> Text:
+    style = ""
+    if "refused" in line or "removed" in line:
+        style = "bold red"
+    elif "rebalance started" in line or "freezes" in line or "wakes up" in line:
+        style = "yellow"
+    elif "generation" in line and "coordinator" in line:
+        style = "bold green"
+    return Text(line, style=style)
+
+
 def legend() -> Text:
     text = Text("legend: ")
     for name, style in OUTCOME_STYLES.items():
@@ -248,13 +305,18 @@ def render_scenario(result: ScenarioResult) -> Group:
     story = Table(title="What happened", show_header=False, box=None, title_justify="left")
     story.add_column()
     for line in result.story:
-        story.add_row(line)
-    parts: list[Any] = [story, legend()]
+        story.add_row(_timeline_line(line))
+    parts: list[Any] = [story]
+    if result.topics:
+        parts.append(legend())
     for topic in result.topics:
         for partition in range(result.broker.topics()[topic]):
             parts.append(partition_view(result.broker.log(topic, partition)))
-    parts.append(transactions_table(result.broker))
+    if result.broker.transaction_coordinator.transactions:
+        parts.append(transactions_table(result.broker))
     if result.groups:
+        if any(g.members or g.generation_id for g in result.broker.group_coordinator.snapshot()):
+            parts.append(groups_table(result.broker, result.groups))
         parts.append(offsets_table(result.broker, result.groups))
     return Group(*parts)
 
@@ -278,6 +340,25 @@ def scenario_json(name: str, result: ScenarioResult) -> dict[str, Any]:
                 "partitions": [str(tp) for tp in metadata.partitions],
             }
             for metadata in broker.transaction_coordinator.transactions.values()
+        ],
+        "groups": [
+            {
+                "group": group.group_id,
+                "state": group.state.value,
+                "generation": group.generation_id,
+                "protocol": group.protocol_name,
+                "leader": group.leader_id,
+                "members": [
+                    {
+                        "member_id": member.member_id,
+                        "client_id": member.client_id,
+                        "assignment": _assignment(group.protocol_type, member.assignment),
+                    }
+                    for member in group.members
+                ],
+            }
+            for group in broker.group_coordinator.snapshot()
+            if group.group_id in result.groups
         ],
         "offsets": [
             {

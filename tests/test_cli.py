@@ -47,7 +47,7 @@ def test_safeguard_the_machine_cannot_show(capsys: pytest.CaptureFixture[str]) -
 
 def test_unknown_machine(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", "nope"]) == 2
-    assert "choose one of: dedup, atomic-commit, fencing" in capsys.readouterr().out
+    assert "choose one of: dedup, atomic-commit, fencing, groups" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("machine", ["atomic-commit", "fencing"])
@@ -74,3 +74,16 @@ def test_explore_transaction_machines_break(  # roll-forward: see test_transacti
     assert result["broken"] == [safeguard]
     assert 1 <= len(result["steps"]) <= 8
     assert result["transactions"], "the coordinator's state comes with the counterexample"
+
+
+def test_explore_groups_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "groups", "--max-examples", "30"]) == 0
+    assert "The invariants held" in capsys.readouterr().out
+
+
+def test_explore_groups_without_generation_fencing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "groups", "--break", "generation-fencing", "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["error"].startswith("a commit that should have been refused was accepted")
+    assert 1 <= len(result["steps"]) <= 8
+    assert any(row["bad"] for row in result["log"]), "the zombie's commit is marked"

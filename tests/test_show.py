@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from minikafka.cli import main
+from minikafka.core.groups import GroupState
 from minikafka.core.transactions import TransactionState
 from minikafka.scenarios import SCENARIOS, run_scenario
 from minikafka.viz import batch_outcomes, render_scenario
@@ -93,3 +94,25 @@ def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
         "Ongoing",
     }
     assert state["pending_offsets"][0]["offset"] == 7
+
+
+def test_the_groups_scenario_evicts_the_frozen_consumer_and_refuses_its_commit() -> None:
+    result = run_scenario("groups")
+    story = "\n".join(result.story)
+    assert "member removed: session timeout (c1-" in story
+    assert "c1 commits p0 -> 9 as c1-0-1 of generation 1: refused: UNKNOWN_MEMBER_ID" in story
+    groups = result.broker.group_coordinator
+    group = groups.groups["billing"]
+    assert group.state is GroupState.STABLE
+    assert len(group.members) == 2, "c1 rejoined after its refused commit"
+    committed = {tp.partition: o.offset for tp, o in groups.committed["billing"].items()}
+    assert committed[0] == 8, "c2's commit of 7 stands until c1, back in the group, commits 8"
+
+
+def test_show_groups_draws_members_generations_and_the_timeline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["show", "groups"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("Consumer groups", "generation", "leader", "rebalance started", "Stable"):
+        assert expected in out, expected

@@ -268,6 +268,8 @@ class GroupEvent:
     member_id: str | None = None
 
 
+LEFT = "left the group"
+
 Answer = tuple[ErrorCode, str | None]
 OK: Answer = (ErrorCode.NONE, None)
 
@@ -304,8 +306,8 @@ class GroupCoordinator:
     answers, and answers to other members' held requests, go to ``outbox``. A refused request
     changes nothing. ``pending_offsets=False`` is the broken mode of the PENDING_TXN_OFFSETS
     safeguard: transactional offsets are current as soon as they are written, and an abort
-    keeps them. ``generation_fencing=False`` is the broken mode of GENERATION_FENCING: offset
-    commits are not checked against membership at all.
+    keeps them. ``generation_fencing=False`` is the broken mode of GENERATION_FENCING: a commit
+    that names a member and a generation is believed, whether or not they are current.
     """
 
     def __init__(
@@ -486,7 +488,7 @@ class GroupCoordinator:
             return None
         member = group.members[member_id]
         if group.state is GroupState.PREPARING_REBALANCE:
-            self._update_member(group, member, request, now_ms, "rejoined")
+            self._update_member(group, member, request, now_ms, "member rejoined")
             return None
         same = member.protocols == request.protocols
         if group.state is GroupState.COMPLETING_REBALANCE and same:
@@ -561,7 +563,7 @@ class GroupCoordinator:
 
     def _prepare_rebalance(self, group: ClassicGroup, now_ms: int, reason: str) -> None:
         if group.state is GroupState.COMPLETING_REBALANCE:
-            self._fail_syncs(group, ErrorCode.REBALANCE_IN_PROGRESS)
+            self._fail_syncs(group, now_ms, ErrorCode.REBALANCE_IN_PROGRESS)
         group.sync_deadline_ms = None
         initial = group.state is GroupState.EMPTY
         self._transition(group, GroupState.PREPARING_REBALANCE)
@@ -608,7 +610,8 @@ class GroupCoordinator:
         self._event(
             group,
             now_ms,
-            f"generation {group.generation_id}: {len(group.members)} members, "
+            f"generation {group.generation_id}: {len(group.members)} "
+            f"member{'s' if len(group.members) > 1 else ''}, "
             f"leader {group.leader_id}, protocol {group.protocol_name}",
         )
         for member in group.members.values():
@@ -654,8 +657,8 @@ class GroupCoordinator:
         if generation_id != group.generation_id:
             return (
                 ErrorCode.ILLEGAL_GENERATION,
-                f"generation {generation_id} is not group {group_id!r}'s current generation "
-                f"({group.generation_id}); rejoin the group",
+                f"generation {generation_id} is not the current generation of group "
+                f"{group_id!r} ({group.generation_id}); rejoin the group",
             )
         return OK
 
@@ -669,10 +672,11 @@ class GroupCoordinator:
         if (request.protocol_type is not None and request.protocol_type != group.protocol_type) or (
             request.protocol_name is not None and request.protocol_name != group.protocol_name
         ):
+            named = [n for n in (request.protocol_type, request.protocol_name) if n is not None]
             return request.error_response(
                 ErrorCode.INCONSISTENT_GROUP_PROTOCOL,
-                f"group {group.group_id!r} uses {group.protocol_type!r}/{group.protocol_name!r}, "
-                f"not {request.protocol_type!r}/{request.protocol_name!r}",
+                f"group {group.group_id!r} uses protocol type {group.protocol_type!r} with "
+                f"{group.protocol_name!r}; this SyncGroup names {' and '.join(map(repr, named))}",
             )
         member = group.members[request.member_id]
         if group.state is GroupState.PREPARING_REBALANCE:
@@ -700,29 +704,38 @@ class GroupCoordinator:
         if not group.pending_sync:
             group.sync_deadline_ms = None
         for each in group.members.values():
-            held = each.awaiting_sync
-            if held is not None:
-                each.awaiting_sync = None
-                self._answer(
-                    held,
-                    SyncGroupResponse(
-                        protocol_type=group.protocol_type,
-                        protocol_name=group.protocol_name,
-                        assignment=each.assignment,
-                    ),
-                )
+            self._answer_sync(
+                each,
+                now_ms,
+                SyncGroupResponse(
+                    protocol_type=group.protocol_type,
+                    protocol_name=group.protocol_name,
+                    assignment=each.assignment,
+                ),
+            )
         return None
 
-    def _fail_syncs(self, group: ClassicGroup, error: ErrorCode) -> None:
+    def _answer_sync(self, member: Member, now_ms: int, response: SyncGroupResponse) -> None:
+        """Answer the member's held SyncGroup, if any, and restart its session timer: a session
+        that ran out while the member waited did not count (Kafka's propagateAssignment)."""
+        held = member.awaiting_sync
+        if held is None:
+            return
+        member.awaiting_sync = None
+        self._answer(held, response)
+        member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
+
+    def _fail_syncs(self, group: ClassicGroup, now_ms: int, error: ErrorCode) -> None:
         """Drop the generation's assignment and answer every held SyncGroup with ``error``."""
         for member in group.members.values():
             member.assignment = b""
-            held = member.awaiting_sync
-            if held is not None:
-                member.awaiting_sync = None
-                self._answer(
-                    held, held.error_response(error, "the group is rebalancing; rejoin it")
-                )
+            self._answer_sync(
+                member,
+                now_ms,
+                SyncGroupResponse(
+                    error_code=error, error_message="the group is rebalancing; rejoin it"
+                ),
+            )
 
     # --- Heartbeat, LeaveGroup ---------------------------------------------------------------
 
@@ -776,7 +789,7 @@ class GroupCoordinator:
                 left = True
                 answers.append(LeaveGroupMemberResponse(member_id))
             elif identity.group_instance_id is None and member_id in group.members:
-                self._remove_member(group, group.members[member_id], now_ms, "left the group")
+                self._remove_member(group, group.members[member_id], now_ms, LEFT)
                 left = True
                 answers.append(LeaveGroupMemberResponse(member_id))
             else:
@@ -804,8 +817,8 @@ class GroupCoordinator:
                 held,
                 JoinGroupResponse(
                     error_code=ErrorCode.UNKNOWN_MEMBER_ID,
-                    error_message=f"removed from group {group.group_id!r}: {why}; rejoin with "
-                    "an empty member id",
+                    error_message=f"no longer a member of group {group.group_id!r}: {why}"
+                    + ("" if why == LEFT else "; rejoin with an empty member id"),
                 ),
             )
         del group.members[member.member_id]
@@ -834,11 +847,11 @@ class GroupCoordinator:
             return DeletableGroupResult(
                 group_id, ErrorCode.GROUP_ID_NOT_FOUND, error_message=f"no group {group_id!r}"
             )
-        if group.state is not GroupState.EMPTY or group.pending_members:
+        if group.state is not GroupState.EMPTY:
             return DeletableGroupResult(
                 group_id,
                 ErrorCode.NON_EMPTY_GROUP,
-                error_message=f"group {group_id!r} has members; delete it once they left",
+                error_message=f"group {group_id!r} has members; delete it once they have left",
             )
         if self.pending.get(group_id):
             return DeletableGroupResult(
@@ -930,20 +943,25 @@ class GroupCoordinator:
         (generation -1, no member id) while the group is Empty. A transactional commit without
         member and generation (the pre-KIP-447 form) is accepted in any state, as in Kafka.
         """
-        if not self.generation_fencing:
-            return OK
         group = self.groups.get(group_id)
         if group is None:
-            if generation_id < 0:
+            if generation_id < 0 or not self.generation_fencing:
                 return OK
             return (
                 ErrorCode.ILLEGAL_GENERATION,
-                f"group {group_id!r} has no generation {generation_id}: it has no members; "
-                "rejoin the group, or commit with generation -1 and no member id",
+                f"there is no group {group_id!r}, so no generation {generation_id}: join the "
+                "group first, or commit with generation -1 and no member id",
             )
         if generation_id < 0 and group.state is GroupState.EMPTY:
             return OK
-        if generation_id >= 0 or member_id or group_instance_id is not None:
+        claims_membership = generation_id >= 0 or member_id or group_instance_id is not None
+        if claims_membership and self.generation_fencing:
+            if not member_id:
+                return (
+                    ErrorCode.UNKNOWN_MEMBER_ID,
+                    f"a commit with generation {generation_id} needs the member id that group "
+                    f"{group_id!r} gave; a consumer outside the group uses generation -1",
+                )
             if group_instance_id is not None or member_id not in group.members:
                 return (
                     ErrorCode.UNKNOWN_MEMBER_ID,
@@ -956,7 +974,7 @@ class GroupCoordinator:
                     f"generation {generation_id} is stale: group {group_id!r} is at "
                     f"generation {group.generation_id}; rejoin before committing",
                 )
-        elif not transactional:
+        elif not claims_membership and not transactional:
             return (
                 ErrorCode.UNKNOWN_MEMBER_ID,
                 f"group {group_id!r} has members ({group.state.value}); a consumer outside the "
