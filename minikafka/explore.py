@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from minikafka.core import Safeguard
+from minikafka.core.groups import OFFSETS_TOPIC
 from minikafka.testing.dedup import IdempotenceMachine
 from minikafka.testing.groups import GroupMachine
 from minikafka.testing.story import LogRow, TransactionRow
@@ -193,6 +194,16 @@ def render(result: ExploreResult) -> Group:
     for line in result.healing:
         steps.add_row("then", Text(line, style="dim"))
     parts.append(steps)
+    internal = bool(result.log) and all(row.topic == OFFSETS_TOPIC for row in result.log)
+    if internal:
+        # The groups machine leaves no data, only the group's records: no producer columns.
+        log = Table(title=f"{OFFSETS_TOPIC} after the run", header_style="bold")
+        for column in ("offset", "record", "note"):
+            log.add_column(column, justify="right" if column == "offset" else "left")
+        for row in result.log:
+            log.add_row(str(row.offset), row.value, row.note, style="bold red" if row.bad else None)
+        parts.append(log)
+        return Group(*parts)
     log = Table(title="The partition logs after the run", header_style="bold")
     for column in ("partition", "offset", "value", "pid", "epoch", "seq", "note"):
         log.add_column(

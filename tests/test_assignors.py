@@ -280,6 +280,25 @@ def test_sticky_keeps_partitions_when_a_member_leaves_or_joins(
             assert new == old[:quota], f"{member} should keep its {quota} lowest partitions"
 
 
+def test_sticky_only_p_mod_m_members_stay_at_the_ceiling() -> None:
+    """7 partitions, m2 joins m0 (4) and m1 (3): quotas are 3, 2, 2. m1 owned no more than the
+    ceiling of 3, yet gives up one, because only 7 % 3 = 1 member may sit at the ceiling."""
+    before = {"m0": tps("ap0", "ap2", "ap4", "ap6"), "m1": tps("ap1", "ap3", "ap5")}
+    group = Group(
+        {
+            "m0": Subscription(["a"], before["m0"], 1),
+            "m1": Subscription(["a"], before["m1"], 1),
+            "m2": Subscription(["a"]),
+        },
+        {"a": 7},
+    )
+    assert group.assign(sticky_assign) == {
+        "m0": tps("ap0", "ap2", "ap4"),
+        "m1": tps("ap1", "ap3"),
+        "m2": tps("ap5", "ap6"),
+    }
+
+
 def test_sticky_matches_kafkas_documented_example() -> None:
     """The StickyAssignor example (KIP-54): three members, t0-t3 with two partitions each,
     then C1 leaves and C0 and C2 keep everything they had."""
@@ -525,6 +544,7 @@ def test_topics_must_not_be_one_string() -> None:
         (b"", "not UTF-8 JSON"),
         (b"\xff\xfe", "not UTF-8 JSON"),
         (b"{topics", "not UTF-8 JSON"),
+        (b"[" * 100_000, "JSON nested too deeply"),
         (b'["a"]', "expected a JSON object, got array"),
         (b"{}", "the topics key is missing"),
         (b'{"topics":"a"}', "topics must be an array of strings"),

@@ -16,10 +16,12 @@ The four assignors, by Kafka's protocol names:
 - ``roundrobin``: all partitions, sorted by topic and partition, are dealt to the members in
   turn. Balanced overall when every member subscribes to the same topics.
 - ``sticky``: balanced like roundrobin, but each member keeps the partitions it owns now as far
-  as balance allows, so a rebalance moves as few partitions as it can.
+  as balance allows, so a rebalance moves few partitions.
 - ``cooperative-sticky``: the sticky assignment, minus every partition that moves from one
   member to another. Its owner revokes it first and it reaches its new owner in a follow-up
-  rebalance (incremental cooperative rebalancing, KIP-429), so the other members never stop.
+  rebalance (incremental cooperative rebalancing, KIP-429), so members keep reading the
+  partitions they keep while the group rebalances; the eager three make every member give up
+  everything first.
 
 Simplified: Kafka encodes subscriptions and assignments with a binary schema; here they are
 compact JSON with sorted keys. Kafka's user data and rack ids are left out.
@@ -100,6 +102,8 @@ def _load_object(data: bytes, what: str) -> dict[str, Any]:
         value = json.loads(data.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         raise ValueError(f"malformed {what}: not UTF-8 JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"malformed {what}: JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError(f"malformed {what}: expected a JSON object, got {_json_type(value)}")
     return value
@@ -294,7 +298,8 @@ def _valid_owned(
 
     A claim is valid when the member still subscribes to the topic and the partition exists.
     Of the valid claims on a partition, the one from the highest generation wins; when two
-    members claim it at that same generation, neither keeps it.
+    members claim it at that same generation, neither keeps it. Kafka's path for identical
+    subscriptions goes further: it drops every claim of a member from an older generation.
     """
     claims: dict[TopicPartition, tuple[int, list[str]]] = {}
     for member in sorted(subscriptions):
@@ -359,14 +364,13 @@ def _sticky_different_topics(
     """Members that subscribe to different topics: keep what is owned, then even out counts.
 
     The partitions nobody keeps, those with the fewest eligible members first, go to the
-    eligible member with the fewest partitions (ties by member id). Then chains of moves even
-    the counts out (``_evening_chain``): first chains that move only those partitions, then,
-    if counts are still uneven, chains that may move owned ones. The result is as even as the
-    subscriptions allow, and owned partitions move only when the first stage cannot even the
-    counts out: so an assignment fed back as owned partitions comes back unchanged, and a
-    partly revoked one gets back everything it still has (which makes cooperative rebalancing
-    converge). Simplified: Kafka's general sticky algorithm is a different search, with more
-    rules for choosing which partitions move.
+    eligible member with the fewest partitions (ties by member id). Then chains of moves
+    (``_evening_chain``) even the counts out, first moving only those partitions, and owned
+    ones only if that is not enough. The counts end as even as the subscriptions allow, so an
+    assignment fed back as owned partitions comes back unchanged, and one with some partitions
+    revoked keeps all the rest: that is why cooperative rebalancing converges in one more round.
+    Simplified: Kafka's sticky algorithm for different subscriptions is a different search,
+    with more rules for choosing which partitions move.
     """
     assigned = {m: list(owned[m]) for m in members}
     kept = {tp for tps in assigned.values() for tp in tps}
@@ -432,7 +436,7 @@ def _evening_chain(
 def sticky_assign(
     subscriptions: Mapping[str, Subscription], partitions_per_topic: Mapping[str, int]
 ) -> dict[str, tuple[TopicPartition, ...]]:
-    """Kafka's StickyAssignor: balanced, and moving as few owned partitions as it can.
+    """Kafka's StickyAssignor: balanced, and keeping owned partitions where balance allows.
 
     Owned partitions are kept when valid (see ``_valid_owned``) and balance allows. When every
     member subscribes to the same topics (unknown and empty topics aside), the result is
@@ -471,9 +475,13 @@ def cooperative_sticky_assign(
     for member in sorted(subscriptions):
         for tp in subscriptions[member].owned_partitions:
             claimants.setdefault(tp, set()).add(member)
+
+    def owned_by_another(tp: TopicPartition, member: str) -> bool:
+        return bool(claimants.get(tp, set()) - {member})
+
     sticky = sticky_assign(subscriptions, partitions_per_topic)
     return {
-        member: tuple(tp for tp in partitions if claimants.get(tp, {member}) <= {member})
+        member: tuple(tp for tp in partitions if not owned_by_another(tp, member))
         for member, partitions in sticky.items()
     }
 
@@ -492,10 +500,8 @@ COOPERATIVE_ASSIGNORS: frozenset[str] = frozenset({"cooperative-sticky"})
 
 def assignor(name: str) -> AssignFunction:
     """The assignor with Kafka's protocol name ``name``; an unknown name raises ValueError."""
-    try:
+    if name in ASSIGNORS:
         return ASSIGNORS[name]
-    except KeyError:
-        pass
     choices = list(ASSIGNORS)
     hint = difflib.get_close_matches(name, choices, n=1)
     suggestion = f" Did you mean {hint[0]!r}?" if hint else ""

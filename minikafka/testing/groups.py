@@ -1,8 +1,10 @@
 """A hypothesis state machine: consumers in a group, with pauses, departures and broker crashes.
 
-Two or three consumers (``GroupMemberProtocol``) share a topic through one group. Rules let
-them join, leave, pause (a frozen process: no heartbeats, no reactions) and resume, commit
-offsets for the partitions they believe they own, and let a consumer outside the group (one
+Two or three consumers (``GroupMemberProtocol``) share a topic through one group; they all join
+it first, and the group settles into its first generation. Rules let them leave, join again,
+pause (a frozen process: no heartbeats, no reactions) and resume, commit offsets for the
+partitions they believe they own (some of them slow on the network, so they arrive after a
+rebalance with the generation they were sent with), and let a consumer outside the group (one
 that uses ``assign()``) commit too. Time passes in one-second ticks, with heartbeats from every
 consumer that is not paused; the broker can crash and recover. A consumer paused past its
 session timeout is evicted, but still believes it owns its partitions: a zombie. A paused
@@ -35,13 +37,25 @@ from typing import Any, ClassVar
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from minikafka.core import (
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
     Broker,
     BrokerConfig,
+    EndTxnRequest,
+    EndTxnResponse,
     ErrorCode,
     HeartbeatResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
     JoinGroupResponse,
     OffsetCommitPartition,
     OffsetCommitRequest,
@@ -50,6 +64,8 @@ from minikafka.core import (
     Response,
     SyncGroupResponse,
     TopicPartition,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 )
 from minikafka.core.assignors import Assignment
 from minikafka.core.group_member import GroupMemberProtocol, MemberState
@@ -239,6 +255,8 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         self.bad_commits: set[int] = set()
         """Offsets-log positions of commits that should not have been accepted."""
         self.failure: str | None = None
+        self.late: list[tuple[SimConsumer, OffsetCommitRequest]] = []
+        """Commits slow on the network, oldest first."""
         self._generation_seen = 0
 
     # --- set-up and rules ------------------------------------------------------------------
@@ -264,9 +282,17 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
             )
             self.consumers.append(SimConsumer(f"c{index}", protocol))
         self.say(
-            f"{consumers} consumers of topic {TOPIC!r} ({partitions} partitions) in group "
+            f"{consumers} consumers of topic {TOPIC!r} ({partitions} "
+            f"partition{'s' if partitions > 1 else ''}) in group "
             f"{GROUP!r}, {strategy} assignment, session timeout {SESSION_TIMEOUT_MS // 1000} s"
         )
+        for consumer in self.consumers:
+            self.world.join(consumer)
+        for _ in range(HEAL_SECONDS_MAX):
+            if self._settled():
+                break
+            self.world.advance(1)
+        self.say(f"all of them joined: generation {self._generation()}")
         self.phase = "step"
 
     def _consumer(self, index: int) -> SimConsumer:
@@ -304,9 +330,20 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         self.say(f"{consumer.name} wakes up")
         self.world.resume(consumer)
 
-    @rule(index=st.integers(0, 2), pick=st.integers(0, 3), read=st.integers(1, 5))
-    def commit(self, index: int, pick: int, read: int) -> None:
-        """The consumer commits how far it read on one partition it believes it owns."""
+    @rule(
+        index=st.integers(0, 2),
+        pick=st.integers(0, 3),
+        read=st.integers(1, 5),
+        how=st.sampled_from(["at once", "slow", "in a transaction"]),
+    )
+    def commit(self, index: int, pick: int, read: int, how: str) -> None:
+        """The consumer commits how far it read on one partition it believes it owns.
+
+        A "slow" commit is slow on the network: it reaches the broker when ``deliver_late``
+        says, with the generation and member id it was sent with. "in a transaction" sends the
+        offsets with the consumer's group metadata through its transactional producer
+        (KIP-447), which commits the transaction if the offsets were accepted.
+        """
         consumer = self._consumer(index)
         owned = consumer.protocol.assignment
         if not owned:
@@ -314,7 +351,24 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         tp = owned[pick % len(owned)]
         consumer.progress += read
         request = consumer.protocol.commit_request({tp: consumer.progress})
+        if how == "in a transaction":
+            self._commit_in_transaction(consumer, tp, consumer.progress)
+            return
+        if how == "slow":
+            self.late.append((consumer, request))
+            self.say(
+                f"{consumer.name} sends a commit of p{tp.partition} -> {consumer.progress} "
+                f"(generation {request.generation_id}) that is slow on the network"
+            )
+            return
         self._commit(consumer.name, request, consumer)
+
+    @precondition(lambda self: self.late)
+    @rule()
+    def deliver_late(self) -> None:
+        """The oldest slow commit reaches the broker now."""
+        consumer, request = self.late.pop(0)
+        self._commit(f"{consumer.name}'s slow commit", request, consumer)
 
     @rule(partition=st.integers(0, 3), offset=st.integers(0, 50))
     def commit_from_outside(self, partition: int, offset: int) -> None:
@@ -349,10 +403,26 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         allowed, why = self._may_commit(request, tp)
         logged = self.broker.internal_log(OFFSETS_TOPIC).log_end_offset
         error = self.world.commit(consumer, request)
+        self._judge(who, request, error, allowed, why, logged)
+
+    def _judge(
+        self,
+        who: str,
+        request: OffsetCommitRequest | TxnOffsetCommitRequest,
+        error: ErrorCode,
+        allowed: bool,
+        why: str,
+        logged: int,
+    ) -> None:
+        """Tell the commit's outcome, update the model, and fail if it should not have been
+        accepted."""
+        wanted = request.partitions[0]
+        tp = TopicPartition(wanted.topic, wanted.partition)
         outcome = "accepted" if error is ErrorCode.NONE else error.name
-        generation = f"generation {request.generation_id}"
+        member = f"member {request.member_id}, " if request.member_id else ""
         self.say(
-            f"{who} commits p{tp.partition} -> {wanted.committed_offset} ({generation}): {outcome}"
+            f"{who} commits p{tp.partition} -> {wanted.committed_offset} ({member}generation "
+            f"{request.generation_id}): {outcome}"
         )
         if error is ErrorCode.NONE:
             self.committed[tp] = wanted.committed_offset
@@ -360,7 +430,50 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
                 self.bad_commits.add(logged)
                 self._fail(f"a commit that should have been refused was accepted: {why}")
 
-    def _may_commit(self, request: OffsetCommitRequest, tp: TopicPartition) -> tuple[bool, str]:
+    def _commit_in_transaction(
+        self, consumer: SimConsumer, tp: TopicPartition, offset: int
+    ) -> None:
+        transactional_id = f"tx-{consumer.name}"
+        init = self.broker.handle(
+            InitProducerIdRequest(transactional_id=transactional_id), now=self.world.now
+        )
+        assert isinstance(init, InitProducerIdResponse), init
+        assert init.error_code is ErrorCode.NONE, init
+        pid, epoch = init.producer_id, init.producer_epoch
+        added = self.broker.handle(
+            AddOffsetsToTxnRequest(
+                transactional_id=transactional_id,
+                producer_id=pid,
+                producer_epoch=epoch,
+                group_id=GROUP,
+            ),
+            now=self.world.now,
+        )
+        assert isinstance(added, AddOffsetsToTxnResponse) and added.error_code is ErrorCode.NONE
+        request = consumer.protocol.txn_commit_request(
+            {tp: offset}, transactional_id=transactional_id, producer_id=pid, producer_epoch=epoch
+        )
+        allowed, why = self._may_commit(request, tp)
+        logged = self.broker.internal_log(OFFSETS_TOPIC).log_end_offset
+        response = self.broker.handle(request, now=self.world.now)
+        assert isinstance(response, TxnOffsetCommitResponse)
+        error = response.partitions[0].error_code
+        ended = self.broker.handle(
+            EndTxnRequest(
+                transactional_id=transactional_id,
+                producer_id=pid,
+                producer_epoch=epoch,
+                committed=error is ErrorCode.NONE,
+            ),
+            now=self.world.now,
+        )
+        assert isinstance(ended, EndTxnResponse) and ended.error_code is ErrorCode.NONE, ended
+        self.broker.write_markers(self.world.now)
+        self._judge(consumer.name + " (in a transaction)", request, error, allowed, why, logged)
+
+    def _may_commit(
+        self, request: OffsetCommitRequest | TxnOffsetCommitRequest, tp: TopicPartition
+    ) -> tuple[bool, str]:
         """Who may commit for ``tp`` now: its owner in the group's current assignment, or,
         while the group is Empty, a consumer outside the group."""
         group = self.broker.group_coordinator.groups.get(GROUP)
@@ -435,9 +548,12 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
                 f"committed offsets are {found}, but the accepted commits say {self.committed}"
             )
 
-    def _check_generation(self) -> None:
+    def _generation(self) -> int:
         group = self.broker.group_coordinator.groups.get(GROUP)
-        generation = group.generation_id if group is not None else 0
+        return group.generation_id if group is not None else 0
+
+    def _check_generation(self) -> None:
+        generation = self._generation()
         if generation < self._generation_seen:
             self._fail(f"the generation went down from {self._generation_seen} to {generation}")
         self._generation_seen = generation
@@ -450,6 +566,8 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         """The last generation written to ``__consumer_offsets``."""
         generation = 0
         for batch in self.broker.internal_log(OFFSETS_TOPIC).batches():
+            if batch.is_control:
+                continue
             for record in batch.records:
                 key = json.loads(record.key) if record.key is not None else None
                 if key is not None and len(key) == 1 and record.value is not None:
@@ -504,6 +622,21 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         for batch in self.broker.internal_log(OFFSETS_TOPIC).batches():
             for position, record in enumerate(batch.records):
                 offset = batch.base_offset + position
+                if batch.is_control:
+                    kind = batch.control_type.name if batch.control_type is not None else "?"
+                    rows.append(
+                        LogRow(
+                            OFFSETS_TOPIC,
+                            0,
+                            offset,
+                            f"{kind} marker of producer {batch.producer_id}",
+                            batch.producer_id,
+                            batch.producer_epoch,
+                            -1,
+                            "transaction marker",
+                        )
+                    )
+                    continue
                 if record.key is None:
                     continue
                 key: list[Any] = json.loads(record.key)
@@ -516,7 +649,7 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
                 else:
                     fields = json.loads(record.value)
                     value = f"{key[0]}: {key[1]}-{key[2]} -> {fields['offset']}"
-                    note = "commit"
+                    note = "transactional commit" if batch.is_transactional else "commit"
                 bad = offset in self.bad_commits
                 rows.append(
                     LogRow(
