@@ -116,3 +116,12 @@ def test_show_groups_draws_members_generations_and_the_timeline(
     out = capsys.readouterr().out
     for expected in ("Consumer groups", "generation", "leader", "rebalance started", "Stable"):
         assert expected in out, expected
+
+
+def test_show_groups_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "groups", "--json"]) == 0
+    state = json.loads(capsys.readouterr().out)
+    (group,) = state["groups"]
+    assert group["group"] == "billing" and group["state"] == "Stable"
+    assert group["generation"] == 3 and len(group["members"]) == 2
+    assert [o["committed"] for o in state["offsets"]] == [8, 5, 4, 6]
