@@ -1067,3 +1067,84 @@ def test_a_crash_drops_held_requests() -> None:
     assert settle(broker, 10.0) == {}
     after = group(broker)
     assert (after.state, after.generation_id, after.members) == (GroupState.EMPTY, 0, ())
+
+
+# --- found by mutation testing -------------------------------------------------------------
+
+
+def test_a_held_sync_is_answered_rebalance_in_progress_when_a_new_rebalance_starts() -> None:
+    broker = new_broker()
+    _, b = joined(broker, "a", "b")
+    assert sync(broker, b, 6.0) is None
+    join(broker, "c", 6.5)  # CompletingRebalance -> PreparingRebalance
+    answers = settle(broker, 6.5)
+    assert isinstance(answers.get(b), SyncGroupResponse)
+    assert answers[b].error_code is E.REBALANCE_IN_PROGRESS
+
+
+def test_a_leave_completes_a_join_that_only_waited_for_the_leaver() -> None:
+    broker = new_broker()
+    a, b, c = stable_group(broker, "a", "b", "c")
+    assert rejoin(broker, a, 7.0) is None
+    assert rejoin(broker, b, 7.0) is None
+    leave(broker, c, now=7.0)
+    answers = settle(broker, 7.0)
+    assert sorted(answers) == sorted([a, b])
+    assert all(isinstance(r, JoinGroupResponse) and r.generation_id == 2 for r in answers.values())
+
+
+def test_an_expiring_member_id_completes_a_join_that_waited_for_it() -> None:
+    broker = new_broker()
+    a, b = stable_group(broker, "a", "b")
+    first = broker.handle(join_request("c"), now=7.0)
+    assert isinstance(first, JoinGroupResponse) and first.error_code is E.MEMBER_ID_REQUIRED
+    assert rejoin(broker, a, 7.0) is None
+    assert rejoin(broker, b, 7.0) is None
+    answers = settle(broker, 13.0)  # the unused id expires at 7 + 6 = 13; the join deadline is 17
+    assert sorted(answers) == sorted([a, b])
+
+
+def test_timers_fire_in_deadline_order_each_at_its_own_time_in_one_big_step() -> None:
+    broker = new_broker()
+    a, b = stable_group(broker, "a", "b")
+    heartbeat(broker, a, 10.0)
+    broker.tick(100.0)
+    removed = [
+        (e.at_ms, e.member_id, e.what)
+        for e in broker.group_coordinator.events
+        if e.what.startswith("member removed")
+    ]
+    assert removed == [
+        (12_000, b, "member removed: session timeout"),
+        (16_000, a, "member removed: session timeout"),
+    ]
+
+
+def test_a_group_with_offsets_waiting_for_a_marker_cannot_be_deleted() -> None:
+    broker = new_broker()
+    producer = txn_producer(broker, 1.0)
+    assert txn_commit(broker, producer, 1.0).error_code is E.NONE
+    before = broker.snapshot()
+    result = delete(broker, GROUP, 2.0)
+    assert result.error_code is E.NON_EMPTY_GROUP and result.error_message
+    assert broker.snapshot() == before
+
+
+def test_a_transactional_commit_with_another_transactional_ids_producer_is_refused() -> None:
+    broker = new_broker()
+    producer = txn_producer(broker, 1.0)
+    other = broker.handle(InitProducerIdRequest(transactional_id="other"), now=1.0)
+    assert isinstance(other, InitProducerIdResponse)
+    response = broker.handle(
+        TxnOffsetCommitRequest(
+            transactional_id="tx",
+            group_id=GROUP,
+            producer_id=other.producer_id,
+            producer_epoch=other.producer_epoch,
+            partitions=(OffsetCommitPartition(T0.topic, T0.partition, 5),),
+        ),
+        now=1.0,
+    )
+    assert isinstance(response, TxnOffsetCommitResponse)
+    assert response.partitions[0].error_code is E.INVALID_PRODUCER_ID_MAPPING
+    assert committed(broker) == -1 and producer.producer_id != other.producer_id

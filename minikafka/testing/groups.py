@@ -31,6 +31,7 @@ zombie commits get through.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -67,7 +68,7 @@ from minikafka.core import (
     TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 )
-from minikafka.core.assignors import Assignment
+from minikafka.core.assignors import Assignment, Subscription, assignor
 from minikafka.core.group_member import GroupMemberProtocol, MemberState
 from minikafka.core.groups import OFFSETS_TOPIC, GroupState
 from minikafka.testing.controls import Breakable
@@ -99,6 +100,7 @@ class SimConsumer:
     """Answers that came while it was paused, with the requests they answer."""
     last_heartbeat_s: float = 0.0
     progress: int = 0
+    paused_at_s: float = 0.0
     """How far it has read, for the offsets it commits."""
 
 
@@ -248,6 +250,7 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         self.world = GroupHarness(self.broker, {TOPIC: 1}, self.say)
         self.consumers = self.world.consumers
         self.partitions = 1
+        self.strategy = "range"
         self.story: list[StoryLine] = []
         self.phase = "setup"
         self.committed: dict[TopicPartition, int] = {}
@@ -258,6 +261,8 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         self.late: list[tuple[SimConsumer, OffsetCommitRequest]] = []
         """Commits slow on the network, oldest first."""
         self._generation_seen = 0
+        self._stored_floor = 0
+        """The newest generation seen Stable or Empty: stored, so a restart must keep it."""
 
     # --- set-up and rules ------------------------------------------------------------------
 
@@ -293,6 +298,11 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
                 break
             self.world.advance(1)
         self.say(f"all of them joined: generation {self._generation()}")
+        if self._generation() != 1:
+            self._fail(
+                f"consumers that join together should form generation 1, not {self._generation()}"
+            )
+        self.strategy = strategy
         self.phase = "step"
 
     def _consumer(self, index: int) -> SimConsumer:
@@ -320,6 +330,7 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         if consumer.paused or not consumer.active:
             return
         consumer.paused = True
+        consumer.paused_at_s = self.world.now
         self.say(f"{consumer.name} freezes (no heartbeats, no reactions)")
 
     @rule(index=st.integers(0, 2))
@@ -393,6 +404,11 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         found = group.generation_id if group is not None else 0
         if found != stored:
             self._fail(f"after a restart the group is at generation {found}, not {stored}")
+        if found < self._stored_floor:
+            self._fail(
+                f"after a restart the group is at generation {found}, but generation "
+                f"{self._stored_floor} was complete before the crash"
+            )
         self._generation_seen = found
 
     # --- commits ---------------------------------------------------------------------------
@@ -534,6 +550,41 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
                 f"generation {group.generation_id} is complete, but nobody owns partitions "
                 f"{missing}"
             )
+        if settled:
+            expected = assignor(self.strategy)(
+                {c.protocol.member_id: Subscription((TOPIC,)) for c in current},
+                {TOPIC: self.partitions},
+            )
+            for consumer in current:
+                if consumer.protocol.assignment != expected[consumer.protocol.member_id]:
+                    self._fail(
+                        f"{consumer.name} owns {consumer.protocol.assignment} in generation "
+                        f"{group.generation_id}, but {self.strategy} gives it "
+                        f"{expected[consumer.protocol.member_id]}"
+                    )
+
+    @invariant()
+    def evictions(self) -> None:
+        """A frozen consumer is out of the group within its session and rebalance timeouts,
+        and a rebalance that only waits for nobody completes."""
+        group = self.broker.group_coordinator.groups.get(GROUP)
+        if group is None or not self.broker.running:
+            return
+        limit_s = (SESSION_TIMEOUT_MS + REBALANCE_TIMEOUT_MS) / 1000 + 1
+        for consumer in self.consumers:
+            frozen_s = self.world.now - consumer.paused_at_s
+            in_group = consumer.protocol.member_id in group.members
+            if consumer.paused and in_group and frozen_s > limit_s:
+                self._fail(
+                    f"{consumer.name} has been frozen for {frozen_s:g} s and is still a member "
+                    "of the group"
+                )
+        if (
+            group.state is GroupState.PREPARING_REBALANCE
+            and group.previous_state is not GroupState.EMPTY
+            and group.has_all_members_joined()
+        ):
+            self._fail("every member has rejoined, but the join phase did not complete")
 
     @invariant()
     def offsets(self) -> None:
@@ -557,6 +608,18 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         if generation < self._generation_seen:
             self._fail(f"the generation went down from {self._generation_seen} to {generation}")
         self._generation_seen = generation
+        group = self.broker.group_coordinator.groups.get(GROUP)
+        if group is not None and group.state in (GroupState.STABLE, GroupState.EMPTY):
+            self._stored_floor = max(self._stored_floor, generation)
+        # Each completed join is the next generation: +1, never more.
+        announced = [
+            e.generation_id
+            for e in self.broker.group_coordinator.events
+            if e.what.startswith(f"generation {e.generation_id}:") and "stored" not in e.what
+        ]
+        for before, after in itertools.pairwise(announced):
+            if after != before + 1:
+                self._fail(f"generation {before} was followed by generation {after}")
 
     @invariant()
     def generations(self) -> None:
