@@ -187,12 +187,14 @@ def groups() -> ScenarioResult:
     def say(line: str, **_: object) -> None:
         """Tell ``line``, after what the coordinator did since the last line."""
         nonlocal told
-        events = list(broker.group_coordinator.events)
-        for event in events[told:]:
+        coordinator = broker.group_coordinator
+        new = coordinator.events_written - told
+        assert new <= len(coordinator.events), "more events than the coordinator keeps"
+        for event in list(coordinator.events)[len(coordinator.events) - new :]:
             if event.what != "group created":
                 who = f" ({event.member_id})" if event.member_id else ""
                 story.append(f"t={event.at_ms / 1000:.1f}s  coordinator: {event.what}{who}")
-        told = len(events)
+        told = coordinator.events_written
         if line:
             story.append(f"t={world.now:.1f}s  {line}")
 

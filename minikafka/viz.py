@@ -219,10 +219,20 @@ GROUP_STATE_STYLES = {
 }
 
 
+def _partitions(group_protocol: str | None, data: bytes) -> tuple[TopicPartition, ...] | None:
+    """A member's assigned partitions, or None if they are not a consumer assignment."""
+    if group_protocol != CONSUMER_PROTOCOL_TYPE:
+        return None
+    try:
+        return Assignment.from_bytes(data).partitions
+    except ValueError:  # the leader may send any bytes; the coordinator never reads them
+        return None
+
+
 def _assignment(group_protocol: str | None, data: bytes) -> str:
-    if group_protocol != CONSUMER_PROTOCOL_TYPE or not data:
-        return "-"
-    partitions = Assignment.from_bytes(data).partitions
+    partitions = _partitions(group_protocol, data)
+    if partitions is None:
+        return "-" if not data else "(not a consumer assignment)"
     return ", ".join(str(tp) for tp in partitions) or "(none)"
 
 
@@ -352,7 +362,10 @@ def scenario_json(name: str, result: ScenarioResult) -> dict[str, Any]:
                     {
                         "member_id": member.member_id,
                         "client_id": member.client_id,
-                        "assignment": _assignment(group.protocol_type, member.assignment),
+                        "assignment": [
+                            str(tp)
+                            for tp in _partitions(group.protocol_type, member.assignment) or ()
+                        ],
                     }
                     for member in group.members
                 ],

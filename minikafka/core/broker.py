@@ -51,6 +51,7 @@ from minikafka.core.messages import (
     AddPartitionsToTxnResponse,
     AddPartitionsToTxnResult,
     BrokerMetadata,
+    CoordinatorType,
     CreatableTopic,
     CreatableTopicResult,
     CreateTopicsRequest,
@@ -254,7 +255,11 @@ class Broker:
     # --- the one entry point -------------------------------------------------------------
 
     def handle(self, request: Request, *, now: float) -> Response | None:
-        """Answer one request at time ``now`` (seconds). Produce with acks=0 returns None."""
+        """Answer one request at time ``now`` (seconds).
+
+        Returns None for a Produce with acks=0, and for a JoinGroup or SyncGroup whose answer
+        is held (rule 6: it comes later from ``take_delayed_responses``).
+        """
         handler = self._handlers.get(type(request))
         if handler is None:
             raise TypeError(
@@ -1066,7 +1071,7 @@ class Broker:
         self, request: FindCoordinatorRequest, now: float
     ) -> FindCoordinatorResponse:
         if not request.key:
-            kind = "group id" if request.key_type == 0 else "transactional id"
+            kind = "group id" if request.key_type is CoordinatorType.GROUP else "transactional id"
             return request.error_response(ErrorCode.INVALID_REQUEST, f"the {kind} is empty")
         # One broker coordinates everything; Kafka would hash the key to a partition's leader.
         return FindCoordinatorResponse(node_id=self.node_id, host="minikafka", port=9092)

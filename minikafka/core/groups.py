@@ -240,6 +240,10 @@ class MemberSnapshot:
     awaiting_join: bool
     awaiting_sync: bool
     heartbeat_deadline_ms: int | None
+    protocols: tuple[JoinGroupProtocol, ...] = ()
+    session_timeout_ms: int = 0
+    rebalance_timeout_ms: int = 0
+    is_new: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -254,6 +258,13 @@ class GroupSnapshot:
     leader_id: str | None
     members: tuple[MemberSnapshot, ...]
     pending_members: tuple[str, ...]
+    previous_state: GroupState | None = None
+    pending_deadlines_ms: tuple[int, ...] = ()
+    pending_sync: tuple[str, ...] = ()
+    join_deadline_ms: int | None = None
+    sync_deadline_ms: int | None = None
+    initial_delay: tuple[int, int] | None = None
+    new_member_added: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -269,6 +280,7 @@ class GroupEvent:
 
 
 LEFT = "left the group"
+STATIC_MEMBERSHIP = "static membership (group_instance_id) is not simulated; leave it None"
 
 Answer = tuple[ErrorCode, str | None]
 OK: Answer = (ErrorCode.NONE, None)
@@ -336,6 +348,8 @@ class GroupCoordinator:
         self.pending: dict[str, dict[int, dict[TopicPartition, OffsetAndMetadata]]] = {}
         self.outbox: list[tuple[Request, Response]] = []
         self.events: deque[GroupEvent] = deque(maxlen=GROUP_EVENTS_KEPT)
+        self.events_written = 0
+        """How many events there have been, including those the deque let go."""
         self.deadline_ms: int | None = None
         """The earliest deadline of any group (ms), so callers can check cheaply."""
         self._members_created = 0
@@ -348,6 +362,7 @@ class GroupCoordinator:
         self.events.append(
             GroupEvent(now_ms, group.group_id, what, group.state, group.generation_id, member_id)
         )
+        self.events_written += 1
 
     def _transition(self, group: ClassicGroup, state: GroupState) -> None:
         if group.state not in LEGAL_PREVIOUS_GROUP_STATES[state]:
@@ -425,10 +440,7 @@ class GroupCoordinator:
                 f"rebalance timeout {request.rebalance_timeout_ms} ms is negative",
             )
         if request.group_instance_id is not None:
-            return (
-                ErrorCode.UNSUPPORTED_VERSION,
-                "static membership (group_instance_id) is not simulated; leave it None",
-            )
+            return ErrorCode.UNSUPPORTED_VERSION, STATIC_MEMBERSHIP
         names = [p.name for p in request.protocols]
         if len(set(names)) != len(names):
             return ErrorCode.INVALID_REQUEST, f"a protocol is listed twice in {names}"
@@ -649,7 +661,9 @@ class GroupCoordinator:
                 ErrorCode.UNKNOWN_MEMBER_ID,
                 f"group {group_id!r} has no members; join it first",
             )
-        if group_instance_id is not None or member_id not in group.members:
+        if group_instance_id is not None:
+            return ErrorCode.UNKNOWN_MEMBER_ID, STATIC_MEMBERSHIP
+        if member_id not in group.members:
             return (
                 ErrorCode.UNKNOWN_MEMBER_ID,
                 f"group {group_id!r} has no member {member_id!r}; rejoin with an empty member id",
@@ -798,7 +812,8 @@ class GroupCoordinator:
                         member_id,
                         identity.group_instance_id,
                         ErrorCode.UNKNOWN_MEMBER_ID,
-                        error_message=f"group {group.group_id!r} has no member {member_id!r}",
+                        error_message=f"group {group.group_id!r} has no member {member_id!r}: "
+                        "it left already, was removed, or never joined",
                     )
                 )
         if left:
@@ -840,7 +855,7 @@ class GroupCoordinator:
     def _delete_group(self, group_id: str, now_ms: int) -> DeletableGroupResult:
         if not group_id:
             return DeletableGroupResult(
-                group_id, ErrorCode.INVALID_GROUP_ID, error_message="the group id is empty"
+                group_id, ErrorCode.INVALID_GROUP_ID, error_message="the group id must not be empty"
             )
         group = self.groups.get(group_id)
         if group is None:
@@ -962,7 +977,9 @@ class GroupCoordinator:
                     f"a commit with generation {generation_id} needs the member id that group "
                     f"{group_id!r} gave; a consumer outside the group uses generation -1",
                 )
-            if group_instance_id is not None or member_id not in group.members:
+            if group_instance_id is not None:
+                return ErrorCode.UNKNOWN_MEMBER_ID, STATIC_MEMBERSHIP
+            if member_id not in group.members:
                 return (
                     ErrorCode.UNKNOWN_MEMBER_ID,
                     f"group {group_id!r} has no member {member_id!r} (it was removed, or the "
@@ -1248,10 +1265,21 @@ class GroupCoordinator:
                         m.awaiting_join is not None,
                         m.awaiting_sync is not None,
                         m.heartbeat_deadline_ms,
+                        m.protocols,
+                        m.session_timeout_ms,
+                        m.rebalance_timeout_ms,
+                        m.is_new,
                     )
                     for m in group.members.values()
                 ),
                 pending_members=tuple(group.pending_members),
+                previous_state=group.previous_state,
+                pending_deadlines_ms=tuple(group.pending_members.values()),
+                pending_sync=tuple(group.pending_sync),
+                join_deadline_ms=group.join_deadline_ms,
+                sync_deadline_ms=group.sync_deadline_ms,
+                initial_delay=group.initial_delay,
+                new_member_added=group.new_member_added,
             )
             for group in self.groups.values()
         )
