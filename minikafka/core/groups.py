@@ -37,9 +37,11 @@ members rebalances with them; here members are not stored. Static membership
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Concatenate, ParamSpec, TypeVar
 
 import attrs
 
@@ -83,6 +85,7 @@ __all__ = [
     "Member",
     "MemberSnapshot",
     "OffsetAndMetadata",
+    "Timer",
 ]
 
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -279,6 +282,34 @@ class GroupEvent:
     member_id: str | None = None
 
 
+class Timer(enum.Enum):
+    """What a group deadline is for."""
+
+    JOIN = "the join phase ends (the rebalance timeout, or the initial delay)"
+    SYNC = "the wait for SyncGroup ends"
+    PENDING_MEMBER = "a member id handed out with MEMBER_ID_REQUIRED expires unused"
+    SESSION = "a member's session times out"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _keeps_deadline(
+    method: Callable[Concatenate[GroupCoordinator, P], R],
+) -> Callable[Concatenate[GroupCoordinator, P], R]:
+    """After the handler, whatever it did, recompute the coordinator's earliest deadline."""
+
+    @functools.wraps(method)
+    def handler(self: GroupCoordinator, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._update_deadline()
+
+    return handler
+
+
 LEFT = "left the group"
 STATIC_MEMBERSHIP = "static membership (group_instance_id) is not simulated; leave it None"
 
@@ -390,20 +421,24 @@ class GroupCoordinator:
         self.log.append(RecordBatch(records=(record,)))
         self.log.flush()
 
-    def _timers(self) -> list[tuple[int, str, ClassicGroup, str | None]]:
-        """Every pending deadline: (when in ms, kind, group, member), in a fixed order."""
-        timers: list[tuple[int, str, ClassicGroup, str | None]] = []
+    def _timers(self) -> list[tuple[int, Timer, ClassicGroup, str | None]]:
+        """Every pending deadline: (when in ms, what for, group, member), in a fixed order.
+
+        Rebuilt whenever it is needed: a few groups of a few members cost nothing next to a
+        request, and there is no second copy of the deadlines to keep in step.
+        """
+        timers: list[tuple[int, Timer, ClassicGroup, str | None]] = []
         for group in self.groups.values():
             if group.join_deadline_ms is not None:
-                timers.append((group.join_deadline_ms, "join", group, None))
+                timers.append((group.join_deadline_ms, Timer.JOIN, group, None))
             if group.sync_deadline_ms is not None:
-                timers.append((group.sync_deadline_ms, "sync", group, None))
+                timers.append((group.sync_deadline_ms, Timer.SYNC, group, None))
             for member_id, deadline in group.pending_members.items():
-                timers.append((deadline, "pending", group, member_id))
+                timers.append((deadline, Timer.PENDING_MEMBER, group, member_id))
             for member in group.members.values():
                 if member.heartbeat_deadline_ms is not None:
                     timers.append(
-                        (member.heartbeat_deadline_ms, "heartbeat", group, member.member_id)
+                        (member.heartbeat_deadline_ms, Timer.SESSION, group, member.member_id)
                     )
         return timers
 
@@ -416,13 +451,6 @@ class GroupCoordinator:
         return ready
 
     # --- JoinGroup -------------------------------------------------------------------------
-
-    def join_group(self, request: JoinGroupRequest, now_ms: int) -> JoinGroupResponse | None:
-        """Kafka's classic JoinGroup. Returns None while the answer is held."""
-        try:
-            return self._join_group(request, now_ms)
-        finally:
-            self._update_deadline()
 
     def _join_refusal(self, request: JoinGroupRequest) -> Answer:
         if not request.group_id:
@@ -474,7 +502,9 @@ class GroupCoordinator:
             )
         return OK
 
-    def _join_group(self, request: JoinGroupRequest, now_ms: int) -> JoinGroupResponse | None:
+    @_keeps_deadline
+    def join_group(self, request: JoinGroupRequest, now_ms: int) -> JoinGroupResponse | None:
+        """Kafka's classic JoinGroup. Returns None while the answer is held."""
         error, message = self._join_refusal(request)
         if error is not ErrorCode.NONE:
             return request.error_response(error, message or error.name)
@@ -638,13 +668,6 @@ class GroupCoordinator:
 
     # --- SyncGroup -------------------------------------------------------------------------
 
-    def sync_group(self, request: SyncGroupRequest, now_ms: int) -> SyncGroupResponse | None:
-        """Kafka's classic SyncGroup. Returns None while the answer waits for the leader."""
-        try:
-            return self._sync_group(request, now_ms)
-        finally:
-            self._update_deadline()
-
     def _member_refusal(
         self,
         group_id: str,
@@ -676,7 +699,9 @@ class GroupCoordinator:
             )
         return OK
 
-    def _sync_group(self, request: SyncGroupRequest, now_ms: int) -> SyncGroupResponse | None:
+    @_keeps_deadline
+    def sync_group(self, request: SyncGroupRequest, now_ms: int) -> SyncGroupResponse | None:
+        """Kafka's classic SyncGroup. Returns None while the answer waits for the leader."""
         error, message = self._member_refusal(
             request.group_id, request.member_id, request.generation_id, request.group_instance_id
         )
@@ -753,36 +778,26 @@ class GroupCoordinator:
 
     # --- Heartbeat, LeaveGroup ---------------------------------------------------------------
 
+    @_keeps_deadline
     def heartbeat(self, request: HeartbeatRequest, now_ms: int) -> HeartbeatResponse:
         """Kafka's classic Heartbeat: keeps the member alive; says when to rejoin."""
-        try:
-            error, message = self._member_refusal(
-                request.group_id,
-                request.member_id,
-                request.generation_id,
-                request.group_instance_id,
+        error, message = self._member_refusal(
+            request.group_id, request.member_id, request.generation_id, request.group_instance_id
+        )
+        if error is not ErrorCode.NONE:
+            return request.error_response(error, message or error.name)
+        group = self.groups[request.group_id]
+        member = group.members[request.member_id]
+        member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
+        if group.state is GroupState.PREPARING_REBALANCE:
+            return request.error_response(
+                ErrorCode.REBALANCE_IN_PROGRESS, "the group is rebalancing; rejoin it"
             )
-            if error is not ErrorCode.NONE:
-                return request.error_response(error, message or error.name)
-            group = self.groups[request.group_id]
-            member = group.members[request.member_id]
-            member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms
-            if group.state is GroupState.PREPARING_REBALANCE:
-                return request.error_response(
-                    ErrorCode.REBALANCE_IN_PROGRESS, "the group is rebalancing; rejoin it"
-                )
-            return HeartbeatResponse()
-        finally:
-            self._update_deadline()
+        return HeartbeatResponse()
 
+    @_keeps_deadline
     def leave_group(self, request: LeaveGroupRequest, now_ms: int) -> LeaveGroupResponse:
         """Kafka's LeaveGroup (v3 and later: several members at once)."""
-        try:
-            return self._leave_group(request, now_ms)
-        finally:
-            self._update_deadline()
-
-    def _leave_group(self, request: LeaveGroupRequest, now_ms: int) -> LeaveGroupResponse:
         if not request.group_id:
             return request.error_response(
                 ErrorCode.INVALID_GROUP_ID, "the group id must not be empty"
@@ -844,13 +859,10 @@ class GroupCoordinator:
 
     # --- DeleteGroups --------------------------------------------------------------------------
 
+    @_keeps_deadline
     def delete_groups(self, request: DeleteGroupsRequest, now_ms: int) -> DeleteGroupsResponse:
         """Delete Empty groups: tombstones for their offsets and their group record."""
-        results = []
-        for group_id in request.group_ids:
-            results.append(self._delete_group(group_id, now_ms))
-        self._update_deadline()
-        return DeleteGroupsResponse(tuple(results))
+        return DeleteGroupsResponse(tuple(self._delete_group(g, now_ms) for g in request.group_ids))
 
     def _delete_group(self, group_id: str, now_ms: int) -> DeletableGroupResult:
         if not group_id:
@@ -890,56 +902,65 @@ class GroupCoordinator:
 
     # --- time ----------------------------------------------------------------------------------
 
+    @_keeps_deadline
     def expire(self, now_ms: int) -> None:
         """Fire every deadline due by ``now_ms``, earliest first, each at its own time."""
+        fire = {
+            Timer.JOIN: self._join_phase_ends,
+            Timer.SYNC: self._sync_wait_ends,
+            Timer.PENDING_MEMBER: self._pending_member_expires,
+            Timer.SESSION: self._session_ends,
+        }
         for _ in range(100_000):
             due = [t for t in self._timers() if t[0] <= now_ms]
             if not due:
-                break
-            at_ms, kind, group, member_id = min(due, key=lambda t: t[0])
-            self._fire(at_ms, kind, group, member_id)
-        else:
-            raise AssertionError("group timers keep firing: a deadline is not moving forward")
-        self._update_deadline()
-
-    def _fire(self, at_ms: int, kind: str, group: ClassicGroup, member_id: str | None) -> None:
-        if kind == "join":
-            delay = group.initial_delay
-            if delay is not None and group.new_member_added and delay[1] != 0:
-                # Kafka's initial rebalance: members keep arriving, so wait a little longer.
-                group.new_member_added = False
-                step = min(self.initial_rebalance_delay_ms, delay[1])
-                group.initial_delay = (step, max(delay[1] - delay[0], 0))
-                group.join_deadline_ms = at_ms + step
-            else:
-                self._complete_join(group, at_ms)
-        elif kind == "sync":
-            group.sync_deadline_ms = None
-            late = [group.members[m] for m in group.pending_sync]
-            if late and group.state in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
-                for member in late:
-                    self._remove_member(
-                        group, member, at_ms, "did not send SyncGroup within the rebalance timeout"
-                    )
-                self._prepare_rebalance(group, at_ms, "members did not sync in time")
-        elif kind == "pending":
-            assert member_id is not None
-            del group.pending_members[member_id]
-            self._event(group, at_ms, "unused member id expired", member_id)
-            if group.state is GroupState.PREPARING_REBALANCE and group.has_all_members_joined():
-                self._complete_join(group, at_ms)
-        else:
-            assert member_id is not None
-            member = group.members[member_id]
-            member.heartbeat_deadline_ms = None
-            if member.has_satisfied_heartbeat:
                 return
-            why = "join timed out" if member.is_new else "session timeout"
-            self._remove_member(group, member, at_ms, why)
-            if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-                self._maybe_rebalance(group, at_ms, f"{member_id}: {why}")
-            elif group.state is GroupState.PREPARING_REBALANCE and group.has_all_members_joined():
-                self._complete_join(group, at_ms)
+            at_ms, timer, group, member_id = min(due, key=lambda t: t[0])
+            fire[timer](group, member_id, at_ms)
+        raise AssertionError("group timers keep firing: a deadline is not moving forward")
+
+    def _join_phase_ends(self, group: ClassicGroup, _: str | None, at_ms: int) -> None:
+        delay = group.initial_delay
+        if delay is not None and group.new_member_added and delay[1] != 0:
+            # Kafka's initial rebalance: members keep arriving, so wait a little longer.
+            group.new_member_added = False
+            step = min(self.initial_rebalance_delay_ms, delay[1])
+            group.initial_delay = (step, max(delay[1] - delay[0], 0))
+            group.join_deadline_ms = at_ms + step
+        else:
+            self._complete_join(group, at_ms)
+
+    def _sync_wait_ends(self, group: ClassicGroup, _: str | None, at_ms: int) -> None:
+        group.sync_deadline_ms = None
+        late = [group.members[m] for m in group.pending_sync]
+        if late and group.state in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
+            for member in late:
+                self._remove_member(
+                    group, member, at_ms, "did not send SyncGroup within the rebalance timeout"
+                )
+            self._prepare_rebalance(group, at_ms, "members did not sync in time")
+
+    def _pending_member_expires(
+        self, group: ClassicGroup, member_id: str | None, at_ms: int
+    ) -> None:
+        assert member_id is not None
+        del group.pending_members[member_id]
+        self._event(group, at_ms, "unused member id expired", member_id)
+        if group.state is GroupState.PREPARING_REBALANCE and group.has_all_members_joined():
+            self._complete_join(group, at_ms)
+
+    def _session_ends(self, group: ClassicGroup, member_id: str | None, at_ms: int) -> None:
+        assert member_id is not None
+        member = group.members[member_id]
+        member.heartbeat_deadline_ms = None
+        if member.has_satisfied_heartbeat:
+            return
+        why = "join timed out" if member.is_new else "session timeout"
+        self._remove_member(group, member, at_ms, why)
+        if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            self._maybe_rebalance(group, at_ms, f"{member_id}: {why}")
+        elif group.state is GroupState.PREPARING_REBALANCE and group.has_all_members_joined():
+            self._complete_join(group, at_ms)
 
     # --- offset commits: validation ------------------------------------------------------------
 
