@@ -25,8 +25,7 @@ def test_a_zombie_cannot_commit_in_a_transaction_either() -> None:
     for machine, fenced in ((GroupMachine, True), (GroupMachine.breaking(GENERATION), False)):
         run = machine()
         run.setup(consumers=2, partitions=1, strategy="range")
-        run.pause(index=0)
-        run.wait(seconds=15)
+        run.pause(index=0, seconds=15)
         if fenced:
             run.commit(index=0, pick=0, read=1, how="in a transaction")
             assert "UNKNOWN_MEMBER_ID" in run.story[-1].text

@@ -332,14 +332,18 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
         self.say(f"{consumer.name} leaves the group")
         self.world.leave(consumer)
 
-    @rule(index=st.integers(0, 2))
-    def pause(self, index: int) -> None:
+    @rule(index=st.integers(0, 2), seconds=st.sampled_from([0, 15, 30]))
+    def pause(self, index: int, seconds: int) -> None:
+        """The consumer freezes (a long garbage collection, a stopped VM), and ``seconds``
+        pass while the others carry on."""
         consumer = self._consumer(index)
         if consumer.paused or not consumer.active:
             return
         consumer.paused = True
         consumer.paused_at_s = self.world.now
-        self.say(f"{consumer.name} freezes (no heartbeats, no reactions)")
+        during = f" for {seconds} s" if seconds else ""
+        self.say(f"{consumer.name} freezes{during} (no heartbeats, no reactions)")
+        self.world.advance(seconds, each=self._check_generation)
 
     @rule(index=st.integers(0, 2))
     def resume(self, index: int) -> None:
