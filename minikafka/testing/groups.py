@@ -341,9 +341,13 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
             return
         consumer.paused = True
         consumer.paused_at_s = self.world.now
-        during = f" for {seconds} s" if seconds else ""
-        self.say(f"{consumer.name} freezes{during} (no heartbeats, no reactions)")
+        before = self._generation()
         self.world.advance(seconds, each=self._check_generation)
+        during = f" for {seconds} s" if seconds else ""
+        self.say(
+            f"{consumer.name} freezes{during} (no heartbeats, no reactions)"
+            + self._meanwhile(before)
+        )
 
     @rule(index=st.integers(0, 2))
     def resume(self, index: int) -> None:
@@ -404,8 +408,9 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([1, 3, 8, 15, 30]))
     def wait(self, seconds: int) -> None:
-        self.say(f"{seconds} s pass")
+        before = self._generation()
         self.world.advance(seconds, each=self._check_generation)
+        self.say(f"{seconds} s pass" + self._meanwhile(before))
 
     @rule()
     def crash_broker(self) -> None:
@@ -631,6 +636,17 @@ class GroupMachine(Breakable, RuleBasedStateMachine):
             self._fail(
                 f"committed offsets are {found}, but the accepted commits say {self.committed}"
             )
+
+    def _meanwhile(self, generation_before: int) -> str:
+        """What became of the group while time passed, if its generation moved on."""
+        group = self.broker.group_coordinator.groups.get(GROUP)
+        if group is None or group.generation_id == generation_before:
+            return ""
+        members = ", ".join(group.members) or "no members"
+        return (
+            f"; meanwhile the group moved on to generation {group.generation_id} "
+            f"({group.state.value}: {members})"
+        )
 
     def _generation(self) -> int:
         group = self.broker.group_coordinator.groups.get(GROUP)
