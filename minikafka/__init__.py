@@ -9,6 +9,7 @@ from minikafka.core import (
     Safeguard,
     TopicPartition,
 )
+from minikafka.sim import Fault, FaultPlan
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,8 @@ __all__ = [
     "Broker",
     "BrokerConfig",
     "ErrorCode",
+    "Fault",
+    "FaultPlan",
     "Record",
     "RecordMetadata",
     "Safeguard",
