@@ -1,7 +1,16 @@
-"""The simulated world around the core: fault plans first; the network, the clock and the
-broker task come next (issue 5).
+"""The simulated world around the core: fault plans, and the network that applies them between
+clients and the broker. The clients and ``open_cluster`` come next (issue 5).
 """
 
 from minikafka.sim.faults import Fault, FaultPlan
+from minikafka.sim.network import BROKER, ConnectionBroken, Network, RequestTimedOut, TraceEvent
 
-__all__ = ["Fault", "FaultPlan"]
+__all__ = [
+    "BROKER",
+    "ConnectionBroken",
+    "Fault",
+    "FaultPlan",
+    "Network",
+    "RequestTimedOut",
+    "TraceEvent",
+]

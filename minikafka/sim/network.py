@@ -1,0 +1,257 @@
+"""The simulated network between clients and the broker, and the broker's side of it.
+
+Rules of this module:
+
+1. One pump task delivers everything, in the order of a queue keyed by (time, source, target,
+   sequence). trio runs ready tasks in an order of its own choosing, so no other order may
+   decide what happens: the same seed and fault plan give the same trace.
+2. A connection is FIFO, as TCP is: a message never overtakes an earlier one between the same
+   two endpoints, so a delayed request holds back the ones behind it.
+3. The broker is reached only through ``Broker.handle(request, now=current time)``, and its
+   background work through ``tick``; answers it holds (JoinGroup, SyncGroup) are sent when
+   ``take_delayed_responses`` has them.
+4. Faults come from the plan, decided when a request is sent (its ``nth`` is known then) and
+   written to the trace when applied. Clients learn of failures only as real ones do: a
+   request times out, or the connection breaks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any
+
+import attrs
+import trio
+
+from minikafka.core import Broker
+from minikafka.core.messages import ProduceRequest, Request, Response
+from minikafka.sim.faults import FaultPlan
+
+__all__ = ["BROKER", "ConnectionBroken", "Network", "RequestTimedOut", "TraceEvent"]
+
+BROKER = "broker"
+"""The broker's endpoint name."""
+TICK_INTERVAL_S = 0.1
+"""How often the broker's background work runs (flushes, timeouts, markers, group timers)."""
+
+
+class ConnectionBroken(ConnectionError):
+    """The connection to the broker broke (the broker crashed or is down)."""
+
+
+class RequestTimedOut(TimeoutError):
+    """No answer came within the request timeout: the request or its answer may be lost."""
+
+
+@attrs.frozen(slots=True)
+class TraceEvent:
+    """One thing that happened, at simulated time ``time``."""
+
+    time: float
+    kind: str
+    source: str
+    target: str
+    api: str | None = None
+    detail: str = ""
+
+
+@attrs.define(eq=False)
+class _Pending:
+    """A client's request waiting for its answer."""
+
+    client: str
+    api: str
+    done: trio.Event = attrs.Factory(trio.Event)
+    response: Response | None = None
+    broken: bool = False
+
+
+@attrs.define(eq=False)
+class _Envelope:
+    kind: str  # "request", "response", "tick", "crash", "recover"
+    source: str
+    target: str
+    payload: Any = None
+    pending: _Pending | None = None
+    drop_response: bool = False
+
+
+class Network:
+    """Clients and one broker, connected by a network that follows a fault plan.
+
+    Create it inside a trio run (its simulated time 0 is the moment it is created), start
+    ``run`` in a nursery, and send with ``request``. ``trace`` records every send, delivery,
+    fault, timeout, crash and recovery.
+    """
+
+    def __init__(self, broker: Broker, plan: FaultPlan | None = None) -> None:
+        self.broker = broker
+        self.plan = plan if plan is not None else FaultPlan()
+        self.trace: list[TraceEvent] = []
+        self._queue: list[tuple[float, str, str, int, _Envelope]] = []
+        self._sequence = itertools.count()
+        self._last: dict[tuple[str, str], float] = {}
+        self._calls: dict[str, int] = {}
+        self._client_calls: dict[tuple[str, str], int] = {}
+        self._pending: list[_Pending] = []
+        # Requests whose answers the broker holds, by the request object's id.
+        self._held: dict[int, tuple[_Pending, bool]] = {}
+        self._wakeup = trio.Event()
+        self._start = trio.current_time()
+        """Simulated time 0 of this network: the broker, the plan and the trace count from it."""
+
+    # --- the client's side --------------------------------------------------------------
+
+    async def request(self, client: str, request: Request, *, timeout: float) -> Response | None:
+        """Send ``request`` from ``client`` and wait for the answer (None for acks=0).
+
+        Raises ``ConnectionBroken`` when the broker is down or crashes meanwhile, and
+        ``RequestTimedOut`` when no answer comes within ``timeout`` seconds.
+        """
+        api = request.api_name
+        now = self.now()
+        if not self.broker.running:
+            self._note(now, "refused", client, BROKER, api, "the broker is down")
+            raise ConnectionBroken(f"{client}: cannot reach the broker (it is down)")
+        self._calls[api] = self._calls.get(api, 0) + 1
+        self._client_calls[(client, api)] = self._client_calls.get((client, api), 0) + 1
+        faults = [
+            fault
+            for fault in self.plan.network_faults()
+            if fault.hits(api, client, self._calls[api], self._client_calls[(client, api)])
+        ]
+        pending = _Pending(client, api)
+        self._pending.append(pending)
+        self._note(now, "send", client, BROKER, api)
+        copies = 1
+        delay = 0.0
+        drop_response = False
+        for fault in faults:
+            self._note(now, "fault", client, BROKER, api, repr(fault))
+            if fault.kind == "drop_request":
+                copies = 0
+            elif fault.kind == "duplicate_request":
+                copies = 2 if copies else 0
+            elif fault.kind == "delay":
+                delay += fault.seconds or 0.0
+            elif fault.kind == "drop_response":
+                drop_response = True
+        for _ in range(copies):
+            envelope = _Envelope("request", client, BROKER, request, pending, drop_response)
+            self._enqueue(now + delay, envelope)
+        if isinstance(request, ProduceRequest) and request.acks == 0:
+            self._pending.remove(pending)
+            return None  # nobody waits for an answer that never comes
+        try:
+            with trio.move_on_after(timeout):
+                await pending.done.wait()
+        finally:
+            self._pending.remove(pending)
+        if pending.broken:
+            raise ConnectionBroken(f"{client}: the connection to the broker broke during {api}")
+        if pending.response is None:
+            self._note(self.now(), "timeout", client, BROKER, api)
+            raise RequestTimedOut(f"{client}: no answer to {api} within {timeout} s")
+        return pending.response
+
+    # --- the pump -----------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Simulated seconds since the network started."""
+        return trio.current_time() - self._start
+
+    def _enqueue(self, at: float, envelope: _Envelope) -> None:
+        """Deliver ``envelope`` at simulated time ``at`` (or later, to keep its link FIFO)."""
+        link = (envelope.source, envelope.target)
+        when = max(self._start + at, self._last.get(link, 0.0))  # FIFO per connection
+        self._last[link] = when
+        order = (when, envelope.source, envelope.target, next(self._sequence), envelope)
+        heapq.heappush(self._queue, order)
+        self._wakeup.set()
+
+    def _note(
+        self, time: float, kind: str, source: str, target: str, api: str | None, detail: str = ""
+    ) -> None:
+        self.trace.append(TraceEvent(round(time, 6), kind, source, target, api, detail))
+
+    async def run(self) -> None:
+        """The pump: deliver messages in queue order, forever (cancel it to stop)."""
+        for fault in self.plan.timed_faults():
+            if fault.kind == "broker_crash":
+                at = fault.at or 0.0
+                self._enqueue(at, _Envelope("crash", "plan", BROKER, fault))
+                down_for = fault.down_for or 0.0
+                self._enqueue(at + down_for, _Envelope("recover", "plan", BROKER, fault))
+        self._enqueue(self.now(), _Envelope("tick", "clock", BROKER))
+        while True:
+            if not self._queue:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                continue
+            when = self._queue[0][0]  # absolute trio time, so no rounding can stall the pump
+            if when > trio.current_time():
+                self._wakeup = trio.Event()
+                with trio.move_on_at(when):
+                    await self._wakeup.wait()
+                continue
+            _, _, _, _, envelope = heapq.heappop(self._queue)
+            self._deliver(envelope)
+            await trio.lowlevel.checkpoint()
+
+    def _deliver(self, envelope: _Envelope) -> None:
+        now = self.now()
+        if envelope.kind == "tick":
+            if self.broker.running:
+                self.broker.tick(now)
+                self._send_held(now)
+            self._enqueue(now + TICK_INTERVAL_S, envelope)
+        elif envelope.kind == "crash":
+            self.broker.crash()
+            self._held = {}
+            self._note(now, "crash", "plan", BROKER, None, repr(envelope.payload))
+            for waiting in list(self._pending):
+                waiting.broken = True
+                waiting.done.set()
+        elif envelope.kind == "recover":
+            if not self.broker.running:
+                self.broker.recover()
+                self._note(now, "recover", "plan", BROKER, None)
+        elif envelope.kind == "request":
+            self._deliver_request(envelope, now)
+        else:
+            answered = envelope.pending
+            assert answered is not None
+            self._note(now, "deliver", BROKER, envelope.target, answered.api)
+            if not answered.done.is_set():
+                answered.response = envelope.payload
+                answered.done.set()
+
+    def _deliver_request(self, envelope: _Envelope, now: float) -> None:
+        pending = envelope.pending
+        assert pending is not None
+        if not self.broker.running:
+            self._note(now, "lost", envelope.source, BROKER, pending.api, "the broker is down")
+            return
+        self._note(now, "handle", envelope.source, BROKER, pending.api)
+        response = self.broker.handle(envelope.payload, now=now)
+        if response is None:
+            self._held[id(envelope.payload)] = (pending, envelope.drop_response)
+        else:
+            self._answer(pending, envelope.source, response, envelope.drop_response, now)
+        self._send_held(now)
+
+    def _send_held(self, now: float) -> None:
+        for request, response in self.broker.take_delayed_responses():
+            held = self._held.pop(id(request), None)
+            if held is not None:
+                pending, drop = held
+                self._answer(pending, pending.client, response, drop, now)
+
+    def _answer(
+        self, pending: _Pending, client: str, response: Response, drop: bool, now: float
+    ) -> None:
+        if drop:
+            self._note(now, "lost", BROKER, client, pending.api, "the answer was dropped")
+            return
+        self._enqueue(now, _Envelope("response", BROKER, client, response, pending))

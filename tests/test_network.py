@@ -1,0 +1,125 @@
+"""The simulated network: faults from the plan, FIFO connections, crashes, and determinism."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from minikafka import Fault, FaultPlan
+from minikafka.core import (
+    Broker,
+    ErrorCode,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    ProducePartitionData,
+    ProduceRequest,
+    ProduceResponse,
+    Record,
+    RecordBatch,
+)
+from minikafka.sim.network import ConnectionBroken, Network, RequestTimedOut, TraceEvent
+
+
+def produce(pid: int, sequence: int) -> ProduceRequest:
+    batch = RecordBatch(
+        records=(Record(b"v%d" % sequence),),
+        producer_id=pid,
+        producer_epoch=0,
+        base_sequence=sequence,
+    )
+    return ProduceRequest(partitions=(ProducePartitionData("payments", 0, batch),))
+
+
+async def scenario(plan: FaultPlan) -> tuple[Broker, list[TraceEvent], list[str]]:
+    """One idempotent producer sends three batches, retrying each on a timeout."""
+    broker = Broker()
+    broker.create_topic("payments", 1)
+    network = Network(broker, plan)
+    outcomes: list[str] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(network.run)
+        init = await network.request("p1", InitProducerIdRequest(), timeout=5.0)
+        assert isinstance(init, InitProducerIdResponse)
+        for sequence in range(3):
+            for _attempt in range(5):
+                try:
+                    response = await network.request(
+                        "p1", produce(init.producer_id, sequence), timeout=2.0
+                    )
+                except (RequestTimedOut, ConnectionBroken) as error:
+                    outcomes.append(type(error).__name__)
+                    await trio.sleep(1.0)
+                    continue
+                assert isinstance(response, ProduceResponse)
+                part = response.partitions[0]
+                outcomes.append(f"{part.error_code.name}@{part.base_offset}")
+                if part.error_code is ErrorCode.NONE:
+                    break
+        nursery.cancel_scope.cancel()
+    return broker, network.trace, outcomes
+
+
+async def test_a_lost_answer_times_out_and_the_retry_gets_the_original_offset(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.drop_response(api="Produce", nth=1)])
+    broker, trace, outcomes = await scenario(plan)
+    assert outcomes == ["RequestTimedOut", "NONE@0", "NONE@1", "NONE@2"]
+    assert broker.log("payments", 0).log_end_offset == 3
+    assert any(e.kind == "lost" and e.api == "Produce" for e in trace)
+
+
+async def test_a_lost_request_never_reaches_the_broker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.drop_request(api="Produce", nth=2)])
+    broker, _, outcomes = await scenario(plan)
+    assert outcomes == ["NONE@0", "RequestTimedOut", "NONE@1", "NONE@2"]
+    assert broker.log("payments", 0).log_end_offset == 3
+
+
+async def test_a_duplicated_request_is_deduplicated_by_the_broker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.duplicate_request(api="Produce", nth=1)])
+    broker, trace, outcomes = await scenario(plan)
+    assert outcomes == ["NONE@0", "NONE@1", "NONE@2"]
+    assert broker.log("payments", 0).log_end_offset == 3
+    assert [e.kind for e in trace if e.api == "Produce"].count("handle") == 4
+
+
+async def test_a_delay_holds_the_connection_back_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.delay(api="Produce", nth=1, seconds=1.5)])
+    _, trace, outcomes = await scenario(plan)
+    assert outcomes == ["NONE@0", "NONE@1", "NONE@2"]
+    handled = [e.time for e in trace if e.kind == "handle" and e.api == "Produce"]
+    assert handled[0] == pytest.approx(1.5) and handled == sorted(handled)
+
+
+async def test_a_broker_crash_breaks_the_connection_until_it_recovers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan(
+        [Fault.delay(api="Produce", nth=1, seconds=1.0), Fault.broker_crash(at=0.5, down_for=2.0)]
+    )
+    broker, trace, outcomes = await scenario(plan)
+    assert outcomes[0] == "ConnectionBroken"
+    assert "NONE@0" in outcomes and broker.log("payments", 0).log_end_offset == 3
+    kinds = [e.kind for e in trace]
+    assert kinds.index("crash") < kinds.index("recover")
+
+
+async def test_the_same_plan_gives_the_same_trace(autojump_clock: trio.testing.MockClock) -> None:
+    for seed in range(5):
+        plan = FaultPlan.random(
+            seed=seed,
+            rate=0.3,
+            kinds={"drop_request", "drop_response", "duplicate_request", "delay", "broker_crash"},
+            calls=10,
+            horizon=20,
+        )
+        first = await scenario(plan)
+        second = await scenario(plan)
+        assert first[1] == second[1] and first[2] == second[2]
