@@ -9,7 +9,7 @@ from minikafka.core import (
     Safeguard,
     TopicPartition,
 )
-from minikafka.sim import Fault, FaultPlan
+from minikafka.sim import Fault, FaultPlan, run
 
 __version__ = "0.1.0"
 
@@ -24,4 +24,5 @@ __all__ = [
     "Safeguard",
     "TopicPartition",
     "__version__",
+    "run",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+import minikafka
 from minikafka import Fault, FaultPlan
 from minikafka.core import (
     Broker,
@@ -123,3 +124,14 @@ async def test_the_same_plan_gives_the_same_trace(autojump_clock: trio.testing.M
         first = await scenario(plan)
         second = await scenario(plan)
         assert first[1] == second[1] and first[2] == second[2]
+
+
+def test_run_makes_minutes_of_simulated_time_pass_at_once() -> None:
+    async def wait_an_hour() -> tuple[float, float]:
+        clock = trio.lowlevel.current_clock()
+        assert isinstance(clock, trio.testing.MockClock)
+        start = trio.current_time()
+        await trio.sleep(3600)
+        return trio.current_time() - start, clock.autojump_threshold
+
+    assert minikafka.run(wait_an_hour) == (3600, 0)

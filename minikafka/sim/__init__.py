@@ -2,6 +2,7 @@
 clients and the broker. The clients and ``open_cluster`` come next (issue 5).
 """
 
+from minikafka.sim.clock import run
 from minikafka.sim.faults import Fault, FaultPlan
 from minikafka.sim.network import BROKER, ConnectionBroken, Network, RequestTimedOut, TraceEvent
 
@@ -13,4 +14,5 @@ __all__ = [
     "Network",
     "RequestTimedOut",
     "TraceEvent",
+    "run",
 ]
