@@ -53,7 +53,7 @@ from minikafka.core import (
     TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 )
-from minikafka.core.messages import Request, Response, error_codes
+from minikafka.core.messages import Request, Response, error_codes, error_entries
 from minikafka.testing.strategies import requests
 
 EXPECTED: dict[type[Request], type[Response]] = {
@@ -249,11 +249,6 @@ def test_every_error_comes_with_a_message(request: Request) -> None:
     response = seeded_broker(auto_create=False).handle(request, now=START)
     if response is None:
         return
-    entries: list[object] = [response]
-    if getattr(response, "error_code", ErrorCode.NONE) is ErrorCode.NONE:
-        for name in ("partitions", "results", "topics", "members"):
-            if not isinstance(response, JoinGroupResponse) and hasattr(response, name):
-                entries = list(getattr(response, name))
-    for entry in entries:
-        if entry.error_code is not ErrorCode.NONE:  # type: ignore[attr-defined]
-            assert entry.error_message, f"{entry!r} has no message"  # type: ignore[attr-defined]
+    for entry in error_entries(response):
+        if entry.error_code is not ErrorCode.NONE:
+            assert entry.error_message, f"{entry!r} has no message"

@@ -11,7 +11,7 @@ entries flat, in request order. Fields keep Kafka's names and units (``*_ms``).
 from __future__ import annotations
 
 import enum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
@@ -85,6 +85,7 @@ __all__ = [
     "TxnOffsetCommitRequest",
     "TxnOffsetCommitResponse",
     "error_codes",
+    "error_entries",
 ]
 
 ACKS_ALL = -1
@@ -856,16 +857,19 @@ Response = (
 )
 
 
-def error_codes(response: Response) -> list[ErrorCode]:
-    """The error codes a response carries: its own if it failed as a whole, else one for each
-    partition, result or topic it lists."""
+def error_entries(response: Response) -> list[Any]:
+    """The parts of a response that carry an error code and message: the response itself if it
+    failed as a whole, else each partition, result, topic or member it lists."""
     whole: ErrorCode = getattr(response, "error_code", ErrorCode.NONE)
-    if whole is not ErrorCode.NONE:
-        return [whole]
-    if isinstance(response, JoinGroupResponse):
-        return [whole]  # its members are the group's, not results
+    if whole is not ErrorCode.NONE or isinstance(response, JoinGroupResponse):
+        return [response]  # a JoinGroup's members are the group's, not results
     for name in ("partitions", "results", "topics", "members"):
         entries = getattr(response, name, None)
         if entries is not None:
-            return [entry.error_code for entry in entries]
-    return [whole]
+            return list(entries)
+    return [response]
+
+
+def error_codes(response: Response) -> list[ErrorCode]:
+    """The error codes a response carries (one for each of its ``error_entries``)."""
+    return [entry.error_code for entry in error_entries(response)]
