@@ -25,6 +25,7 @@ from minikafka.core.records import (
     ControlType,
     Record,
     RecordBatch,
+    ConsumerRecord,
     RecordMetadata,
     TopicPartition,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "ProducerStateTable",
     "Record",
     "RecordBatch",
+    "ConsumerRecord",
     "RecordMetadata",
     "Safeguard",
     "TopicPartition",

@@ -17,6 +17,13 @@ The rules it follows (kafka-eos.md section 1):
   their batches are retried with the same sequence numbers;
 - OUT_OF_ORDER_SEQUENCE_NUMBER is retried while an earlier batch is unresolved; for the batch
   right after the last acknowledged one it means a real gap, and the producer bumps its epoch.
+- a retry waits ``retry_backoff`` (Kafka's retry.backoff.ms) after the failure.
+
+A transactional producer (``transactional=True``) differs where Kafka's does: its producer id
+comes from outside (``set_producer_id``, after the InitProducerId that the transaction layer
+sends), it drains only partitions already added to the transaction (``drainable``), its batches
+carry the transactional flag, and a sequence gap, a stale epoch or a batch that fails for good
+does not bump the epoch locally: it sets ``abortable_error``, and only an abort gets out of it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from collections import deque
 
 import attrs
 
+from minikafka.core.config import ConfigError
 from minikafka.core.errors import ErrorCode
 from minikafka.core.messages import (
     ACKS_ALL,
@@ -60,7 +68,7 @@ __all__ = [
 MAX_PRODUCER_EPOCH = 2**15 - 1
 
 
-class ProducerSettingsError(ValueError):
+class ProducerSettingsError(ConfigError):
     """A producer setting, or a mix of settings, that cannot work; the message says why."""
 
 
@@ -108,6 +116,7 @@ class _Batch:
     sent: RecordBatch | None = None
     in_flight: int | None = None
     attempts: int = 0
+    retry_at: float = 0.0
 
     @property
     def base_sequence(self) -> int:
@@ -141,7 +150,8 @@ class ProducerProtocol:
     Settings are Kafka's, in snake case: ``acks`` (0, 1 or "all"), ``enable_idempotence``
     (default True), ``max_in_flight_requests_per_connection`` (5), ``retries`` (effectively
     unbounded), ``request_timeout`` (30 s), ``delivery_timeout`` (120 s; None waits forever),
-    ``linger`` (0 s) and ``batch_size`` (16384 bytes).
+    ``linger`` (0 s), ``batch_size`` (16384 bytes) and ``retry_backoff`` (0 s here, so that a
+    machine driving it needs no clock; the trio ``Producer`` uses Kafka's 0.1 s).
     """
 
     def __init__(
@@ -156,6 +166,8 @@ class ProducerProtocol:
         delivery_timeout: float | None = 120.0,
         linger: float = 0.0,
         batch_size: int = 16_384,
+        retry_backoff: float = 0.0,
+        transactional: bool = False,
     ) -> None:
         acks_wire = {"all": ACKS_ALL, -1: ACKS_ALL, 0: 0, 1: 1}.get(acks)
         if acks_wire is None:
@@ -185,6 +197,12 @@ class ProducerProtocol:
             raise ProducerSettingsError(f"linger must be 0 or more, not {linger}")
         if batch_size <= 0:
             raise ProducerSettingsError(f"batch_size must be positive, not {batch_size}")
+        if retry_backoff < 0:
+            raise ProducerSettingsError(f"retry_backoff must be 0 or more, not {retry_backoff}")
+        if transactional and not enable_idempotence:
+            raise ProducerSettingsError(
+                "a transactional producer is idempotent: leave enable_idempotence=True"
+            )
         self.client_id = client_id
         self.acks = acks_wire
         self.enable_idempotence = enable_idempotence
@@ -194,9 +212,20 @@ class ProducerProtocol:
         self.delivery_timeout = delivery_timeout
         self.linger = linger
         self.batch_size = batch_size
+        self.retry_backoff = retry_backoff
+        self.transactional = transactional
+        self.drainable: set[TopicPartition] | None = set() if transactional else None
+        """Partitions it may send to (those added to the transaction); None means all."""
+        self.abortable_error: tuple[ErrorCode, str] | None = None
+        """Why the current transaction can only be aborted (transactional producers only)."""
+        self.reinit_needed = False
+        """The sequence state is unsure: after the abort, bump the epoch with InitProducerId."""
+        self._now = 0.0
 
         self.state = (
-            ProducerClientState.UNINITIALIZED if enable_idempotence else ProducerClientState.READY
+            ProducerClientState.UNINITIALIZED
+            if enable_idempotence and not transactional
+            else ProducerClientState.READY
         )
         self.producer_id = NO_PRODUCER_ID
         self.producer_epoch = NO_PRODUCER_EPOCH
@@ -221,6 +250,7 @@ class ProducerProtocol:
             raise RuntimeError(
                 f"the producer failed for good ({error.name}: {message}); create a new one"
             )
+        self._now = now
         queue = self._queues.get(tp)
         if queue is None:
             queue = self._queues[tp] = _PartitionQueue()
@@ -244,6 +274,28 @@ class ProducerProtocol:
         reports, self._reports = self._reports, []
         return reports
 
+    def set_producer_id(self, producer_id: int, producer_epoch: int) -> None:
+        """A transactional producer's id and epoch, from the InitProducerId the caller sent."""
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.reinit_needed = False
+        self._resequence_all()
+
+    def abort_unsent(self, message: str) -> None:
+        """Fail every batch not yet sent (an abort drops them); retries still go out."""
+        for queue in self._queues.values():
+            for batch in list(queue.unsent):
+                self._fail(batch, ErrorCode.UNKNOWN_SERVER_ERROR, message)
+
+    def clear_abortable_error(self) -> None:
+        """The transaction was aborted: the next one starts clean."""
+        self.abortable_error = None
+        if self.drainable is not None:
+            self.drainable.clear()
+
+    def is_in_flight(self, correlation_id: int) -> bool:
+        return correlation_id in self._in_flight
+
     @property
     def in_flight_count(self) -> int:
         return len(self._in_flight)
@@ -261,6 +313,7 @@ class ProducerProtocol:
 
     def poll(self, now: float) -> list[OutgoingRequest]:
         """Apply timeouts, then return the requests to send now (possibly none)."""
+        self._now = now
         self._expire_requests(now)
         self._expire_batches(now)
         if self.state is ProducerClientState.FATAL_ERROR:
@@ -306,14 +359,20 @@ class ProducerProtocol:
         for queue in self._queues.values():
             if queue.unsent and self.linger > 0:
                 deadlines.append(queue.unsent[0].created + self.linger)
+            for batch in queue.unacked:
+                if batch.in_flight is None and batch.retry_at > self._now:
+                    deadlines.append(batch.retry_at)
             if self.delivery_timeout is not None:
                 for batch in itertools.chain(queue.unsent, queue.unacked):
                     if batch.in_flight is None:
                         deadlines.append(batch.created + self.delivery_timeout)
-        return min(deadlines, default=None)
+        # A deadline already past is one ``poll`` could not act on (the in-flight window is
+        # full): the next answer, not the clock, unblocks it.
+        return min((d for d in deadlines if d > self._now), default=None)
 
     def on_response(self, correlation_id: int, response: Response, *, now: float) -> None:
         """Take a response. One for a request no longer in flight (late or doubled) is ignored."""
+        self._now = now
         flight = self._in_flight.pop(correlation_id, None)
         if flight is None:
             return
@@ -335,6 +394,7 @@ class ProducerProtocol:
 
     def on_disconnect(self, *, now: float) -> None:
         """The connection broke: every in-flight request failed, outcome unknown."""
+        self._now = now
         self.connection_generation += 1
         for correlation_id in list(self._in_flight):
             self._fail_request(
@@ -358,6 +418,8 @@ class ProducerProtocol:
         """Pick at most one batch per partition for the next request (Kafka's drain rules)."""
         drained: dict[TopicPartition, _Batch] = {}
         for tp, queue in self._queues.items():
+            if self.drainable is not None and tp not in self.drainable:
+                continue
             batch = self._next_batch(queue, now)
             if batch is not None:
                 drained[tp] = batch
@@ -368,6 +430,8 @@ class ProducerProtocol:
         if waiting:
             if self.enable_idempotence and queue.unacked[0].in_flight is not None:
                 return None  # a retry goes only once it is the first unacknowledged batch
+            if waiting[0].retry_at > now:
+                return None  # retry.backoff.ms
             return waiting[0]
         if not queue.unsent:
             return None
@@ -396,6 +460,7 @@ class ProducerProtocol:
             producer_id=self.producer_id,
             producer_epoch=self.producer_epoch,
             base_sequence=base_sequence,
+            is_transactional=self.transactional,
         )
 
     def _on_init_producer_id(self, response: InitProducerIdResponse) -> None:
@@ -425,16 +490,24 @@ class ProducerProtocol:
             ):
                 # The batch right after the last acknowledged one is out of order: the broker
                 # lost what it had acknowledged. Start a new epoch at sequence 0.
+                if self.transactional:
+                    self._abortable(batch, error, message or "a sequence gap")
+                    return
                 self._epoch_bump_needed = True
             self._retry_or_fail(batch, error, message)
-        elif error in (ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.PRODUCER_FENCED):
+        elif error is ErrorCode.PRODUCER_FENCED or (
+            error is ErrorCode.INVALID_PRODUCER_EPOCH and not self.transactional
+        ):
             self._fatal(error, message or "the producer was fenced")
+        elif self.transactional and not error.is_retriable:
+            self._abortable(batch, error, message or f"the write failed with {error.name}")
         else:
             self._retry_or_fail(batch, error, message)
 
     def _retry_or_fail(self, batch: _Batch, error: ErrorCode, message: str | None) -> None:
         retriable = error.is_retriable or error is ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
         if retriable and batch.attempts <= self.retries:
+            batch.retry_at = self._now + self.retry_backoff
             return  # stays in ``unacked`` with no request: drained again as a retry
         self._fail(batch, error, message or f"delivery failed with {error.name}")
 
@@ -486,7 +559,12 @@ class ProducerProtocol:
         ):
             # Simplified: its sequence will never be acknowledged, so rather than renumber the
             # batches behind it (as Kafka does) the producer starts a new epoch.
-            self._epoch_bump_needed = True
+            if self.transactional:
+                self.reinit_needed = True
+                if self.abortable_error is None:
+                    self.abortable_error = (error, message)
+            else:
+                self._epoch_bump_needed = True
         self._remove(batch)
         for handle in batch.handles:
             self._reports.append(DeliveryReport(handle, batch.tp, None, error, message))
@@ -497,6 +575,12 @@ class ProducerProtocol:
             queue.unacked.remove(batch)
         elif batch in queue.unsent:
             queue.unsent.remove(batch)
+
+    def _abortable(self, batch: _Batch, error: ErrorCode, message: str) -> None:
+        """The transaction cannot commit: this batch fails, and so will the commit."""
+        if self.abortable_error is None:
+            self.abortable_error = (error, message)
+        self._fail(batch, error, message)
 
     def _fatal(self, error: ErrorCode, message: str) -> None:
         self.state = ProducerClientState.FATAL_ERROR

@@ -177,3 +177,20 @@ class RecordMetadata:
     partition: int
     offset: int
     timestamp: int
+
+
+@attrs.frozen(slots=True)
+class ConsumerRecord:
+    """A record as a consumer's poll returns it: where it sits, and what it holds."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...] = ()
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)

@@ -13,12 +13,19 @@ Rules of this module:
 4. Faults come from the plan, decided when a request is sent (its ``nth`` is known then) and
    written to the trace when applied. Clients learn of failures only as real ones do: a
    request times out, or the connection breaks.
+5. A connection belongs to one client. A request timeout closes it (as Kafka's client does),
+   failing everything else in flight on it; an answer that arrives on a closed connection is
+   dropped. The next request opens a new connection.
+6. Client faults go to the client's endpoint: a crash stops it at once (an ``after=`` crash
+   takes the place of the answer it waited for, so the client never sees it); a pause holds
+   its requests and the answers to it until the pause ends.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -26,9 +33,9 @@ import trio
 
 from minikafka.core import Broker
 from minikafka.core.messages import ProduceRequest, Request, Response
-from minikafka.sim.faults import FaultPlan
+from minikafka.sim.faults import Fault, FaultPlan
 
-__all__ = ["BROKER", "ConnectionBroken", "Network", "RequestTimedOut", "TraceEvent"]
+__all__ = ["BROKER", "ConnectionBroken", "Endpoint", "Network", "RequestTimedOut", "TraceEvent"]
 
 BROKER = "broker"
 """The broker's endpoint name."""
@@ -55,6 +62,29 @@ class TraceEvent:
     api: str | None = None
     detail: str = ""
 
+    def __str__(self) -> str:
+        route = f"{self.source} -> {self.target}" if self.target else self.source
+        parts = [f"{self.time:10.3f}", f"{self.kind:<9}", route]
+        if self.api:
+            parts.append(self.api)
+        if self.detail:
+            parts.append(self.detail)
+        return "  ".join(parts)
+
+
+@attrs.define(eq=False)
+class Endpoint:
+    """A client as the network knows it: what to do when the plan crashes or pauses it."""
+
+    name: str
+    on_crash: Callable[[str], None]
+    """Called with the reason when a fault crashes the client."""
+    crashed: bool = False
+    connection: int = 0
+    """Grows each time the client's connection closes; older answers are dropped."""
+    paused_until: float = 0.0
+    """Simulated time at which the client's current pause ends."""
+
 
 @attrs.define(eq=False)
 class _Pending:
@@ -62,6 +92,7 @@ class _Pending:
 
     client: str
     api: str
+    connection: int = 0
     done: trio.Event = attrs.Factory(trio.Event)
     response: Response | None = None
     broken: bool = False
@@ -100,17 +131,75 @@ class Network:
         self._wakeup = trio.Event()
         self._start = trio.current_time()
         """Simulated time 0 of this network: the broker, the plan and the trace count from it."""
+        self._endpoints: dict[str, Endpoint] = {}
+        self._crash_after: list[Fault] = [
+            f for f in self.plan if f.kind == "client_crash" and f.after is not None
+        ]
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    def register(self, name: str, on_crash: Callable[[str], None]) -> Endpoint:
+        """Connect a client named ``name`` (its client_id); names are unique while alive."""
+        old = self._endpoints.get(name)
+        if old is not None and not old.crashed:
+            raise ValueError(
+                f"a client named {name!r} is already connected; give each client its own "
+                "client_id, or close (or crash) the old one first"
+            )
+        endpoint = Endpoint(name, on_crash)
+        self._endpoints[name] = endpoint
+        return endpoint
+
+    def unregister(self, name: str, *, crashed: bool) -> None:
+        """The client closed (or crashed): its connection closes, its requests fail."""
+        endpoint = self._endpoints.get(name)
+        if endpoint is None or endpoint.crashed:
+            return
+        endpoint.crashed = True
+        self._close_connection(endpoint, reason="crashed" if crashed else "closed")
+
+    def disconnect(self, client: str) -> None:
+        """Close ``client``'s connection (after a request timeout): in-flight requests fail."""
+        endpoint = self._endpoints.get(client)
+        if endpoint is not None:
+            self._close_connection(endpoint, reason="request timed out")
+
+    def _close_connection(self, endpoint: Endpoint, *, reason: str) -> None:
+        endpoint.connection += 1
+        self.note("disconnect", endpoint.name, reason)
+        for waiting in self._pending:
+            if waiting.client == endpoint.name and not waiting.done.is_set():
+                waiting.broken = True
+                waiting.done.set()
+
+    async def wait_if_paused(self, client: str) -> None:
+        """Return once ``client`` is not paused (at once if it is not)."""
+        endpoint = self._endpoints.get(client)
+        while endpoint is not None and endpoint.paused_until > self.now():
+            await trio.sleep_until(self._start + endpoint.paused_until)
+
+    def note(self, kind: str, source: str, detail: str = "", *, api: str | None = None) -> None:
+        """Write an event of a client (a crash, a join, a transaction) into the trace."""
+        self._note(self.now(), kind, source, "", api, detail)
 
     # --- the client's side --------------------------------------------------------------
 
-    async def request(self, client: str, request: Request, *, timeout: float) -> Response | None:
+    async def request(
+        self, client: str, request: Request, *, timeout: float | None
+    ) -> Response | None:
         """Send ``request`` from ``client`` and wait for the answer (None for acks=0).
 
-        Raises ``ConnectionBroken`` when the broker is down or crashes meanwhile, and
-        ``RequestTimedOut`` when no answer comes within ``timeout`` seconds.
+        Raises ``ConnectionBroken`` when the broker is down, crashes meanwhile, or the client's
+        connection closes, and ``RequestTimedOut`` (after closing the connection) when no
+        answer comes within ``timeout`` seconds. With ``timeout=None`` the caller keeps its own
+        clock and calls ``disconnect`` itself, as the producer's sender does.
         """
         api = request.api_name
+        await self.wait_if_paused(client)
         now = self.now()
+        endpoint = self._endpoints.get(client)
+        if endpoint is not None and endpoint.crashed:
+            raise ConnectionBroken(f"{client} is closed or crashed")
         if not self.broker.running:
             self._note(now, "refused", client, BROKER, api, "the broker is down")
             raise ConnectionBroken(f"{client}: cannot reach the broker (it is down)")
@@ -121,7 +210,7 @@ class Network:
             for fault in self.plan.network_faults()
             if fault.hits(api, client, self._calls[api], self._client_calls[(client, api)])
         ]
-        pending = _Pending(client, api)
+        pending = _Pending(client, api, endpoint.connection if endpoint is not None else 0)
         self._pending.append(pending)
         self._note(now, "send", client, BROKER, api)
         copies = 1
@@ -144,7 +233,7 @@ class Network:
             self._pending.remove(pending)
             return None  # nobody waits for an answer that never comes
         try:
-            with trio.move_on_after(timeout):
+            with trio.move_on_after(timeout if timeout is not None else float("inf")):
                 await pending.done.wait()
         finally:
             self._pending.remove(pending)
@@ -152,6 +241,7 @@ class Network:
             raise ConnectionBroken(f"{client}: the connection to the broker broke during {api}")
         if pending.response is None:
             self._note(self.now(), "timeout", client, BROKER, api)
+            self.disconnect(client)
             raise RequestTimedOut(f"{client}: no answer to {api} within {timeout} s")
         return pending.response
 
@@ -160,6 +250,10 @@ class Network:
     def now(self) -> float:
         """Simulated seconds since the network started."""
         return trio.current_time() - self._start
+
+    def at(self, time: float) -> float:
+        """trio's clock reading for simulated time ``time`` (to sleep until it)."""
+        return self._start + time
 
     def _enqueue(self, at: float, envelope: _Envelope) -> None:
         """Deliver ``envelope`` at simulated time ``at`` (or later, to keep its link FIFO)."""
@@ -183,6 +277,8 @@ class Network:
                 self._enqueue(at, _Envelope("crash", "plan", BROKER, fault))
                 down_for = fault.down_for or 0.0
                 self._enqueue(at + down_for, _Envelope("recover", "plan", BROKER, fault))
+            elif fault.kind in ("client_crash", "pause") and fault.client is not None:
+                self._enqueue(fault.at or 0.0, _Envelope(fault.kind, "plan", fault.client, fault))
         self._enqueue(self.now(), _Envelope("tick", "clock", BROKER))
         while True:
             if not self._queue:
@@ -207,25 +303,69 @@ class Network:
                 self._send_held(now)
             self._enqueue(now + TICK_INTERVAL_S, envelope)
         elif envelope.kind == "crash":
-            self.broker.crash()
-            self._held = {}
-            self._note(now, "crash", "plan", BROKER, None, repr(envelope.payload))
-            for waiting in list(self._pending):
-                waiting.broken = True
-                waiting.done.set()
+            self.crash_broker("plan", repr(envelope.payload))
         elif envelope.kind == "recover":
-            if not self.broker.running:
-                self.broker.recover()
-                self._note(now, "recover", "plan", BROKER, None)
+            self.recover_broker("plan")
         elif envelope.kind == "request":
             self._deliver_request(envelope, now)
+        elif envelope.kind in ("client_crash", "pause"):
+            self._client_fault(envelope.target, envelope.payload, now)
         else:
-            answered = envelope.pending
-            assert answered is not None
-            self._note(now, "deliver", BROKER, envelope.target, answered.api)
-            if not answered.done.is_set():
-                answered.response = envelope.payload
-                answered.done.set()
+            self._deliver_response(envelope, now)
+
+    def crash_broker(self, source: str, detail: str = "") -> None:
+        """The broker crashes now: held answers and every connection are lost."""
+        if not self.broker.running:
+            return
+        self.broker.crash()
+        self._held = {}
+        self._note(self.now(), "crash", source, BROKER, None, detail)
+        for endpoint in self._endpoints.values():
+            endpoint.connection += 1
+        for waiting in list(self._pending):
+            waiting.broken = True
+            waiting.done.set()
+
+    def recover_broker(self, source: str) -> None:
+        """The broker starts again and rebuilds its state from its logs."""
+        if not self.broker.running:
+            self.broker.recover()
+            self._note(self.now(), "recover", source, BROKER, None)
+
+    def _deliver_response(self, envelope: _Envelope, now: float) -> None:
+        answered = envelope.pending
+        assert answered is not None
+        endpoint = self._endpoints.get(envelope.target)
+        if endpoint is not None and (
+            endpoint.crashed or endpoint.connection != answered.connection
+        ):
+            self._note(now, "lost", BROKER, envelope.target, answered.api, "connection closed")
+            return
+        if (
+            endpoint is not None and endpoint.paused_until > now
+        ):  # the client reads it when it wakes up
+            self._enqueue(endpoint.paused_until, envelope)
+            return
+        self._note(now, "deliver", BROKER, envelope.target, answered.api)
+        if not answered.done.is_set():
+            answered.response = envelope.payload
+            answered.done.set()
+
+    def _client_fault(self, client: str, fault: Fault, now: float) -> None:
+        endpoint = self._endpoints.get(client)
+        if endpoint is None or endpoint.crashed:
+            self._note(now, "missed", "plan", client, None, f"{fault!r}: no such client now")
+            return
+        self._note(now, "fault", "plan", client, None, repr(fault))
+        if fault.kind == "pause":
+            endpoint.paused_until = max(endpoint.paused_until, now + (fault.seconds or 0.0))
+        else:
+            self._crash_client(endpoint, repr(fault))
+
+    def _crash_client(self, endpoint: Endpoint, reason: str) -> None:
+        if endpoint.crashed:
+            return
+        endpoint.on_crash(reason)
 
     def _deliver_request(self, envelope: _Envelope, now: float) -> None:
         pending = envelope.pending
@@ -251,6 +391,13 @@ class Network:
     def _answer(
         self, pending: _Pending, client: str, response: Response, drop: bool, now: float
     ) -> None:
+        for fault in self._crash_after:
+            if fault.client == client and fault.after == pending.api:
+                # The client dies before it reads this answer; the broker did the work.
+                self._crash_after.remove(fault)
+                self._note(now, "answered", BROKER, client, pending.api, "not read: crash")
+                self._enqueue(now, _Envelope("client_crash", "plan", client, fault))
+                return
         if drop:
             self._note(now, "lost", BROKER, client, pending.api, "the answer was dropped")
             return

@@ -1,0 +1,55 @@
+"""The async clients on the simulated cluster: ``open_cluster``, ``Producer``, ``Consumer``,
+and the errors they raise. The names follow aiokafka and Kafka's configuration."""
+
+from minikafka.client.cluster import Cluster, SimulationTimeLimit, open_cluster
+from minikafka.client.consumer import CONSUMER_DEFAULTS, Consumer, ConsumerRebalanceListener
+from minikafka.client.errors import (
+    ClientCrashed,
+    CommitFailedError,
+    ConcurrentTransactionsError,
+    IllegalGenerationError,
+    IllegalStateError,
+    InvalidProducerEpochError,
+    InvalidTxnStateError,
+    KafkaError,
+    KafkaTimeoutError,
+    OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
+    ProducerFencedError,
+    RebalanceInProgressError,
+    TransactionAbortableError,
+    UnknownMemberIdError,
+    UnknownTopicOrPartitionError,
+    error_for,
+)
+from minikafka.client.producer import PRODUCER_DEFAULTS, DeliveryHandle, Producer, TransactionState
+
+__all__ = [
+    "CONSUMER_DEFAULTS",
+    "PRODUCER_DEFAULTS",
+    "ClientCrashed",
+    "Cluster",
+    "CommitFailedError",
+    "ConcurrentTransactionsError",
+    "Consumer",
+    "ConsumerRebalanceListener",
+    "DeliveryHandle",
+    "IllegalGenerationError",
+    "IllegalStateError",
+    "InvalidProducerEpochError",
+    "InvalidTxnStateError",
+    "KafkaError",
+    "KafkaTimeoutError",
+    "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
+    "Producer",
+    "ProducerFencedError",
+    "RebalanceInProgressError",
+    "SimulationTimeLimit",
+    "TransactionAbortableError",
+    "TransactionState",
+    "UnknownMemberIdError",
+    "UnknownTopicOrPartitionError",
+    "error_for",
+    "open_cluster",
+]

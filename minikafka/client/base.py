@@ -1,0 +1,182 @@
+"""What every simulated client shares: its connection, its life, and a clean way to die.
+
+A client lives inside an ``open_cluster`` block. ``start()`` connects it and starts its
+background tasks (in the cluster's nursery, so they outlive the call that started them);
+``close()`` ends it politely; ``crash()`` ends it at once. Every public call runs inside a
+guard: a crash cancels the calls in progress, and they raise ``ClientCrashed``, as a process
+that dies takes its application down with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import enum
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from minikafka.client.errors import ClientCrashed, IllegalStateError, KafkaTimeoutError
+from minikafka.core.config import ConfigError
+from minikafka.core.messages import Request, Response
+from minikafka.sim.network import ConnectionBroken, Network, RequestTimedOut
+
+if TYPE_CHECKING:
+    from minikafka.client.cluster import Cluster
+
+__all__ = ["ClientBase", "check_settings"]
+
+
+def check_settings(kind: str, given: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+    """Refuse an unknown setting, naming the closest valid one."""
+    for key in given:
+        if key not in defaults:
+            hint = difflib.get_close_matches(key, list(defaults), n=1)
+            suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(
+                f"unknown {kind} setting {key!r}.{suggestion} "
+                f"Valid settings: {', '.join(sorted(defaults))}"
+            )
+
+
+class _Life(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSED = "closed"
+    CRASHED = "crashed"
+
+
+class ClientBase:
+    """A client of the simulated cluster: a name on the network and a set of tasks."""
+
+    kind = "client"
+
+    def __init__(self, cluster: Cluster, client_id: str) -> None:
+        self.client_id = client_id
+        self._cluster = cluster
+        self._network: Network = cluster.network
+        self._life = _Life.NEW
+        self._background: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self._calls: set[trio.CancelScope] = set()
+        self._crash_reason = ""
+
+    # --- life ---------------------------------------------------------------------------
+
+    @property
+    def crashed(self) -> bool:
+        return self._life is _Life.CRASHED
+
+    @property
+    def closed(self) -> bool:
+        return self._life in (_Life.CLOSED, _Life.CRASHED)
+
+    async def _connect(self) -> None:
+        if self._life is not _Life.NEW:
+            raise IllegalStateError(f"{self.client_id} was already started; create a new client")
+        self._network.register(self.client_id, self._crash_from_plan)
+        self._life = _Life.RUNNING
+        await self._cluster.nursery.start(self._run_background)
+        self._network.note("start", self.client_id, self.kind)
+
+    async def _run_background(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            self._background = scope
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                self._start_background(nursery)
+
+    def _start_background(self, nursery: trio.Nursery) -> None:
+        """Start the client's own background tasks (the sender, the heartbeat ...)."""
+
+    def _disconnect(self, *, crashed: bool) -> None:
+        self._life = _Life.CRASHED if crashed else _Life.CLOSED
+        if self._background is not None:
+            self._background.cancel()
+        self._network.unregister(self.client_id, crashed=crashed)
+
+    def crash(self) -> None:
+        """Stop at once and forget everything: no flush, no commit, no goodbye to the group.
+
+        The broker finds out only by timeouts. Calls in progress raise ``ClientCrashed``.
+        """
+        self._crash("crash() was called")
+
+    def _crash_from_plan(self, reason: str) -> None:
+        self._crash(reason)
+
+    def _crash(self, reason: str) -> None:
+        if self.closed:
+            return
+        self._crash_reason = reason
+        self._network.note("crash", self.client_id, reason)
+        self._disconnect(crashed=True)
+        for scope in self._calls:
+            scope.cancel()
+        self._on_crash()
+
+    def _on_crash(self) -> None:
+        """Drop in-memory state that waiters might still look at."""
+
+    # --- calls --------------------------------------------------------------------------
+
+    def _check_running(self) -> None:
+        if self._life is _Life.RUNNING:
+            return
+        if self._life is _Life.CRASHED:
+            raise ClientCrashed(
+                f"{self.client_id} crashed ({self._crash_reason}); create a new client to take over"
+            )
+        if self._life is _Life.NEW:
+            raise IllegalStateError(
+                f"{self.client_id} is not started: use it as `async with cluster.{self.kind}"
+                "(...) as client:`, or await client.start() first"
+            )
+        raise IllegalStateError(f"{self.client_id} is closed; create a new client")
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Run a public call; a crash meanwhile turns into ``ClientCrashed``."""
+        self._check_running()
+        scope = trio.CancelScope()
+        self._calls.add(scope)
+        try:
+            with scope:
+                yield
+        finally:
+            self._calls.discard(scope)
+        if scope.cancelled_caught:
+            self._check_running()
+
+    async def _request_once(self, request: Request, *, timeout: float | None) -> Response:
+        response = await self._network.request(self.client_id, request, timeout=timeout)
+        assert response is not None
+        return response
+
+    async def _request(
+        self,
+        request: Request,
+        *,
+        timeout: float,
+        deadline: float,
+        backoff: float,
+        retry_if: Any = None,
+    ) -> Response:
+        """Send until an answer comes that ``retry_if`` (a function of the answer) does not
+        reject, backing off between tries; ``KafkaTimeoutError`` once ``deadline`` passes."""
+        while True:
+            try:
+                response = await self._request_once(request, timeout=timeout)
+            except (RequestTimedOut, ConnectionBroken) as error:
+                reason = str(error)
+            else:
+                if retry_if is None or not retry_if(response):
+                    return response
+                reason = f"{request.api_name} answered {response!r}"
+            if self._network.now() + backoff > deadline:
+                raise KafkaTimeoutError(
+                    f"{self.client_id}: {request.api_name} did not succeed in time ({reason})"
+                )
+            await trio.sleep(backoff)

@@ -1,0 +1,844 @@
+"""The async ``Producer``: aiokafka's API over the sans-IO ``ProducerProtocol``, on trio.
+
+``send`` queues a record and returns a ``DeliveryHandle``; a background sender drains the
+protocol's requests onto the simulated network, hands back the answers, and resolves the
+handles. The decisions (batches, sequence numbers, the in-flight window, retries, epoch bumps)
+are all the protocol's; this module adds what needs I/O: metadata for the partitioner, the
+transaction coordinator's requests, timeouts, and the application's waiting.
+
+The transactional half follows Kafka's ``TransactionManager``:
+- ``start()`` sends InitProducerId with the transactional id (retrying while the coordinator
+  answers CONCURRENT_TRANSACTIONS, as it does while it fences an older instance);
+- a partition is added with AddPartitionsToTxn before its first batch of the transaction;
+- ``send_offsets_to_transaction`` sends AddOffsetsToTxn, then TxnOffsetCommit with the
+  consumer's group metadata (KIP-447);
+- ``commit_transaction`` flushes, then sends EndTxn; ``abort_transaction`` drops unsent
+  records, waits for those in flight, then sends EndTxn(abort);
+- PRODUCER_FENCED (or a stale epoch at the coordinator) is fatal: the producer only raises
+  ``ProducerFencedError`` from then on; a failed write puts the transaction in an abortable
+  state in which only ``abort_transaction`` is allowed.
+
+Simplified: one broker, so there is no FindCoordinator and no leader lookup; the client asks
+for metadata once per topic.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Generator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from minikafka.client.base import ClientBase, check_settings
+from minikafka.client.errors import (
+    ClientCrashed,
+    IllegalStateError,
+    KafkaError,
+    ProducerFencedError,
+    TransactionAbortableError,
+    UnknownTopicOrPartitionError,
+    error_for,
+)
+from minikafka.core.client_state import (
+    DeliveryReport,
+    OutgoingRequest,
+    ProducerClientState,
+    ProducerProtocol,
+    ProducerSettingsError,
+)
+from minikafka.core.errors import ErrorCode
+from minikafka.core.group_member import ConsumerGroupMetadata
+from minikafka.core.messages import (
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    EndTxnRequest,
+    EndTxnResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    MetadataRequest,
+    MetadataResponse,
+    OffsetCommitPartition,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+)
+from minikafka.core.partitioner import partition_for_key
+from minikafka.core.records import Header, Record, RecordMetadata, TopicPartition
+from minikafka.sim.network import ConnectionBroken, RequestTimedOut
+
+if TYPE_CHECKING:
+    from minikafka.client.cluster import Cluster
+
+__all__ = ["PRODUCER_DEFAULTS", "DeliveryHandle", "Producer", "TransactionState"]
+
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "client_id": None,
+    "acks": "all",
+    "enable_idempotence": True,
+    "transactional_id": None,
+    "max_in_flight_requests_per_connection": 5,
+    "retries": 2**31 - 1,
+    "request_timeout": 30.0,
+    "delivery_timeout": 120.0,
+    "transaction_timeout": 60.0,
+    "linger": 0.0,
+    "batch_size": 16_384,
+    "retry_backoff": 0.1,
+    "max_block": 60.0,
+}
+"""Kafka's producer settings and defaults, in snake case; times in seconds."""
+
+# Answers from the transaction coordinator that Kafka's client retries as they are.
+_COORDINATOR_RETRIABLE = frozenset(
+    {
+        ErrorCode.CONCURRENT_TRANSACTIONS,
+        ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+        ErrorCode.COORDINATOR_NOT_AVAILABLE,
+        ErrorCode.NOT_COORDINATOR,
+        ErrorCode.REQUEST_TIMED_OUT,
+        ErrorCode.NETWORK_EXCEPTION,
+        ErrorCode.BROKER_NOT_AVAILABLE,
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    }
+)
+_FENCED = frozenset({ErrorCode.PRODUCER_FENCED, ErrorCode.INVALID_PRODUCER_EPOCH})
+
+
+class TransactionState(enum.Enum):
+    """The client-side states of Kafka's ``TransactionManager``."""
+
+    UNINITIALIZED = "UNINITIALIZED"
+    READY = "READY"
+    IN_TRANSACTION = "IN_TRANSACTION"
+    COMMITTING_TRANSACTION = "COMMITTING_TRANSACTION"
+    ABORTING_TRANSACTION = "ABORTING_TRANSACTION"
+    ABORTABLE_ERROR = "ABORTABLE_ERROR"
+    FATAL_ERROR = "FATAL_ERROR"
+
+
+class DeliveryHandle:
+    """What ``send`` returns: await it for the ``RecordMetadata`` (or the error)."""
+
+    __slots__ = ("_error", "_event", "_metadata", "topic_partition")
+
+    def __init__(self, topic_partition: TopicPartition) -> None:
+        self.topic_partition = topic_partition
+        self._metadata: RecordMetadata | None = None
+        self._error: BaseException | None = None
+        self._event: trio.Event | None = None
+
+    def done(self) -> bool:
+        return self._metadata is not None or self._error is not None
+
+    def result(self) -> RecordMetadata:
+        """The metadata now; raises the delivery error, or ``IllegalStateError`` if not done."""
+        if self._error is not None:
+            raise self._error
+        if self._metadata is None:
+            raise IllegalStateError("the record is not delivered yet: await the handle")
+        return self._metadata
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+    def _resolve(self, metadata: RecordMetadata | None, error: BaseException | None) -> None:
+        if self.done():
+            return
+        self._metadata, self._error = metadata, error
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> RecordMetadata:
+        if not self.done():
+            if self._event is None:
+                self._event = trio.Event()
+            await self._event.wait()
+        return self.result()
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        return self.wait().__await__()
+
+    def __repr__(self) -> str:
+        if self._error is not None:
+            return f"<DeliveryHandle {self.topic_partition} failed: {self._error}>"
+        if self._metadata is not None:
+            return f"<DeliveryHandle {self.topic_partition}@{self._metadata.offset}>"
+        return f"<DeliveryHandle {self.topic_partition} pending>"
+
+
+class Producer(ClientBase):
+    """An aiokafka-style producer on the simulated cluster (create it with
+    ``cluster.producer(**config)``; settings and defaults in ``PRODUCER_DEFAULTS``).
+
+    As in Kafka 3.2 and later, ``acks=0`` or ``acks=1`` without an explicit
+    ``enable_idempotence`` turns idempotence off; asking for both raises.
+    """
+
+    kind = "producer"
+
+    def __init__(self, cluster: Cluster, **config: Any) -> None:
+        check_settings("producer", config, PRODUCER_DEFAULTS)
+        settings = {**PRODUCER_DEFAULTS, **config}
+        if (
+            "enable_idempotence" not in config
+            and settings["acks"] in (0, 1)
+            and settings["transactional_id"] is None
+        ):
+            settings["enable_idempotence"] = False  # Kafka's rule for an implicit default
+        transactional_id = settings["transactional_id"]
+        if transactional_id is not None and not isinstance(transactional_id, str):
+            raise ProducerSettingsError(
+                f"transactional_id must be a string, not {transactional_id!r}"
+            )
+        if transactional_id is not None and not settings["enable_idempotence"]:
+            raise ProducerSettingsError(
+                "a transactional producer must be idempotent: drop enable_idempotence=False"
+            )
+        for name in ("transaction_timeout", "max_block", "request_timeout"):
+            if not settings[name] > 0:
+                raise ProducerSettingsError(f"{name} must be a positive number of seconds")
+        client_id = settings["client_id"] or cluster.client_id("producer")
+        super().__init__(cluster, client_id)
+        self.transactional_id: str | None = transactional_id
+        self.settings = settings
+        self._protocol = ProducerProtocol(
+            client_id=client_id,
+            acks=settings["acks"],
+            enable_idempotence=settings["enable_idempotence"],
+            max_in_flight_requests_per_connection=settings["max_in_flight_requests_per_connection"],
+            retries=settings["retries"],
+            request_timeout=settings["request_timeout"],
+            delivery_timeout=settings["delivery_timeout"],
+            linger=settings["linger"],
+            batch_size=settings["batch_size"],
+            retry_backoff=settings["retry_backoff"],
+            transactional=transactional_id is not None,
+        )
+        self._request_timeout: float = settings["request_timeout"]
+        self._backoff: float = settings["retry_backoff"]
+        self._max_block: float = settings["max_block"]
+        self.transaction_state = (
+            TransactionState.UNINITIALIZED if transactional_id else TransactionState.READY
+        )
+        self._fatal: KafkaError | None = None
+        self._handles: dict[int, DeliveryHandle] = {}
+        self._partition_counts: dict[str, int] = {}
+        self._sticky: dict[str, tuple[int, int]] = {}
+        self._rng = cluster.rng(f"{client_id}/partitioner")
+        self._wakeup = trio.Event()
+        self._progress = trio.Event()
+        self._seen_generation = 0
+        self._backoff_until = 0.0
+        # The transaction: partitions written to but not yet added, and whether the
+        # coordinator knows of it (only then does it need an EndTxn).
+        self._to_add: set[TopicPartition] = set()
+        self._adding = False
+        self._transaction_started = False
+
+    # --- life ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect; a transactional producer also gets its producer id and epoch."""
+        await self._connect()
+        if self.transactional_id is not None:
+            with self._guard():
+                await self._init_transactions()
+
+    async def __aenter__(self) -> Producer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Deliver what is queued, abort an open transaction, and disconnect."""
+        if self.closed:
+            return
+        try:
+            with self._guard():
+                if self.transaction_state in (
+                    TransactionState.IN_TRANSACTION,
+                    TransactionState.ABORTABLE_ERROR,
+                ):
+                    await self.abort_transaction()
+                elif self._fatal is None:
+                    await self._wait_for_deliveries()
+        except (KafkaError, ClientCrashed):
+            pass  # closing anyway; the error was (or will be) raised where it happened
+        if not self.closed:
+            self._network.note("close", self.client_id)
+            self._disconnect(crashed=False)
+
+    def _on_crash(self) -> None:
+        error = ClientCrashed(f"{self.client_id} crashed before the record was acknowledged")
+        for handle in self._handles.values():
+            handle._resolve(None, error)
+        self._handles.clear()
+        self._progress.set()
+
+    def _start_background(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._sender, nursery)
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: list[Header] | tuple[Header, ...] | None = None,
+    ) -> DeliveryHandle:
+        """Queue a record; returns once it is queued, with a handle to await for its metadata."""
+        with self._guard():
+            await self._network.wait_if_paused(self.client_id)
+            self._check_can_send()
+            for name, data in (("value", value), ("key", key)):
+                if data is not None and not isinstance(data, bytes):
+                    raise TypeError(
+                        f"{name} must be bytes or None, not {type(data).__name__} "
+                        "(encode it first, for example with .encode() or json.dumps().encode())"
+                    )
+            count = await self._partitions_for(topic)
+            if partition is None:
+                partition = self._choose_partition(topic, key, count)
+            elif not 0 <= partition < count:
+                raise UnknownTopicOrPartitionError(
+                    f"topic {topic!r} has partitions 0 to {count - 1}, not {partition}"
+                )
+            tp = TopicPartition(topic, partition)
+            record = Record(
+                value, key, tuple(headers or ()), timestamp=int(self._network.now() * 1000)
+            )
+            if self._is_transactional and not self._protocol_allows(tp):
+                self._to_add.add(tp)
+            number = self._protocol.send(tp, record, now=self._network.now())
+            handle = DeliveryHandle(tp)
+            self._handles[number] = handle
+            if topic in self._sticky:
+                chosen, size = self._sticky[topic]
+                self._sticky[topic] = (chosen, size + record.size_bytes)
+            self._wake()
+            return handle
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: list[Header] | tuple[Header, ...] | None = None,
+    ) -> RecordMetadata:
+        """``send``, then wait for the record's metadata (or raise its error)."""
+        handle = await self.send(topic, value, key=key, partition=partition, headers=headers)
+        with self._guard():
+            return await handle
+
+    async def flush(self) -> None:
+        """Send everything queued now, and wait until each record is acknowledged or failed."""
+        with self._guard():
+            await self._wait_for_deliveries()
+
+    # --- transactions -------------------------------------------------------------------
+
+    def begin_transaction(self) -> None:
+        """Open a transaction: what is sent until the commit or abort belongs to it."""
+        self._check_running()
+        self._check_transactional("begin_transaction()")
+        state = self.transaction_state
+        if state is not TransactionState.READY:
+            raise IllegalStateError(self._wrong_state("begin_transaction()"))
+        self.transaction_state = TransactionState.IN_TRANSACTION
+        self._network.note("txn", self.client_id, "begin")
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, int],
+        group_id_or_metadata: str | ConsumerGroupMetadata,
+    ) -> None:
+        """Commit consumer offsets as part of the transaction (next offsets to read).
+
+        Pass ``consumer.group_metadata()`` so that the group coordinator can refuse a zombie
+        that lost its partitions (KIP-447); a bare group id skips that check.
+        """
+        with self._guard():
+            self._check_transactional("send_offsets_to_transaction()")
+            if self.transaction_state is not TransactionState.IN_TRANSACTION:
+                raise IllegalStateError(self._wrong_state("send_offsets_to_transaction()"))
+            metadata = (
+                group_id_or_metadata
+                if isinstance(group_id_or_metadata, ConsumerGroupMetadata)
+                else ConsumerGroupMetadata(group_id_or_metadata)
+            )
+            entries = []
+            for tp, offset in sorted(offsets.items()):
+                if not isinstance(offset, int) or offset < 0:
+                    raise ValueError(f"the offset for {tp} must be an integer >= 0, not {offset!r}")
+                entries.append(OffsetCommitPartition(tp.topic, tp.partition, offset))
+            transactional_id = self._require_id()
+            added = await self._coordinator_call(
+                lambda: AddOffsetsToTxnRequest(
+                    transactional_id=transactional_id,
+                    producer_id=self._protocol.producer_id,
+                    producer_epoch=self._protocol.producer_epoch,
+                    group_id=metadata.group_id,
+                )
+            )
+            assert isinstance(added, AddOffsetsToTxnResponse)
+            self._check_coordinator_answer(added.error_code, added.error_message, abortable=True)
+            self._transaction_started = True
+            answer = await self._coordinator_call(
+                lambda: TxnOffsetCommitRequest(
+                    transactional_id=transactional_id,
+                    group_id=metadata.group_id,
+                    producer_id=self._protocol.producer_id,
+                    producer_epoch=self._protocol.producer_epoch,
+                    generation_id=metadata.generation_id,
+                    member_id=metadata.member_id,
+                    group_instance_id=metadata.group_instance_id,
+                    partitions=tuple(entries),
+                ),
+            )
+            assert isinstance(answer, TxnOffsetCommitResponse)
+            for result in answer.partitions:
+                self._check_coordinator_answer(
+                    result.error_code, result.error_message, abortable=True
+                )
+            self._network.note(
+                "txn",
+                self.client_id,
+                "offsets "
+                + ", ".join(f"{e.topic}-{e.partition}:{e.committed_offset}" for e in entries),
+            )
+
+    async def commit_transaction(self) -> None:
+        """Deliver the transaction's records, then commit it (EndTxn). All or nothing."""
+        with self._guard():
+            self._check_transactional("commit_transaction()")
+            state = self.transaction_state
+            if state is TransactionState.ABORTABLE_ERROR:
+                raise self._abortable_error("commit_transaction()")
+            if state not in (
+                TransactionState.IN_TRANSACTION,
+                TransactionState.COMMITTING_TRANSACTION,
+            ):
+                raise IllegalStateError(self._wrong_state("commit_transaction()"))
+            await self._wait_for_deliveries()
+            if self._fatal is not None:
+                raise self._fatal
+            if self.transaction_state is TransactionState.ABORTABLE_ERROR:
+                raise self._abortable_error("commit_transaction()")
+            self.transaction_state = TransactionState.COMMITTING_TRANSACTION
+            await self._end_transaction(committed=True)
+
+    async def abort_transaction(self) -> None:
+        """Abort the transaction: read_committed consumers never see its records."""
+        with self._guard():
+            self._check_transactional("abort_transaction()")
+            if self.transaction_state not in (
+                TransactionState.IN_TRANSACTION,
+                TransactionState.ABORTABLE_ERROR,
+                TransactionState.ABORTING_TRANSACTION,
+            ):
+                raise IllegalStateError(self._wrong_state("abort_transaction()"))
+            self.transaction_state = TransactionState.ABORTING_TRANSACTION
+            self._protocol.abort_unsent("the transaction was aborted before this record was sent")
+            self._to_add.clear()
+            self._deliver_reports()
+            await self._wait_for_deliveries(flush=False)
+            if self._fatal is not None:
+                raise self._fatal
+            await self._end_transaction(committed=False)
+            if self._protocol.reinit_needed:
+                await self._init_transactions(bump=True)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Producer]:
+        """``begin_transaction()``; commit when the block ends, abort if it raises."""
+        self.begin_transaction()
+        try:
+            yield self
+        except BaseException:
+            if not self.closed and self.transaction_state in (
+                TransactionState.IN_TRANSACTION,
+                TransactionState.ABORTABLE_ERROR,
+            ):
+                try:
+                    await self.abort_transaction()
+                except KafkaError:
+                    pass  # the original error says more; this one returns on the next call
+            raise
+        await self.commit_transaction()
+
+    # --- inspection ---------------------------------------------------------------------
+
+    @property
+    def producer_id(self) -> int:
+        return self._protocol.producer_id
+
+    @property
+    def producer_epoch(self) -> int:
+        return self._protocol.producer_epoch
+
+    @property
+    def protocol(self) -> ProducerProtocol:
+        """The sans-IO state this producer wraps (for pictures and tests)."""
+        return self._protocol
+
+    # --- internals: checks ------------------------------------------------------------------
+
+    @property
+    def _is_transactional(self) -> bool:
+        return self.transactional_id is not None
+
+    def _require_id(self) -> str:
+        assert self.transactional_id is not None
+        return self.transactional_id
+
+    def _check_transactional(self, call: str) -> None:
+        if self.transactional_id is None:
+            raise IllegalStateError(
+                f"{call} needs a transactional producer: create it with "
+                "cluster.producer(transactional_id=...)"
+            )
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _wrong_state(self, call: str) -> str:
+        state = self.transaction_state
+        advice = {
+            TransactionState.READY: "call begin_transaction() first",
+            TransactionState.IN_TRANSACTION: (
+                "a transaction is already open: commit_transaction() or abort_transaction() it"
+            ),
+            TransactionState.COMMITTING_TRANSACTION: "the commit is in progress: retry it",
+            TransactionState.ABORTING_TRANSACTION: "the abort is in progress: retry it",
+            TransactionState.ABORTABLE_ERROR: "the transaction failed: abort_transaction()",
+            TransactionState.UNINITIALIZED: "start the producer first",
+        }.get(state, "create a new producer")
+        return f"{call} is not allowed in state {state.name}; {advice}"
+
+    def _abortable_error(self, call: str) -> KafkaError:
+        code, message = self._protocol.abortable_error or (
+            ErrorCode.TRANSACTION_ABORTABLE,
+            "the transaction failed",
+        )
+        return error_for(
+            code,
+            f"{message}. The transaction cannot commit: call abort_transaction() "
+            f"(then you may retry the work in a new transaction); {call} was refused",
+        )
+
+    def _check_can_send(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+        if self._protocol.state is ProducerClientState.FATAL_ERROR:
+            raise self._fatal_from_protocol()
+        if not self._is_transactional:
+            return
+        state = self.transaction_state
+        if state is TransactionState.ABORTABLE_ERROR:
+            raise self._abortable_error("send()")
+        if state is not TransactionState.IN_TRANSACTION:
+            raise IllegalStateError(
+                f"a transactional producer sends only inside a transaction (state "
+                f"{state.name}): call begin_transaction() first, or use "
+                "`async with producer.transaction():`"
+            )
+
+    def _fatal_from_protocol(self) -> KafkaError:
+        code, message = self._protocol.fatal_error or (ErrorCode.UNKNOWN_SERVER_ERROR, "")
+        self._set_fatal(code, message)
+        assert self._fatal is not None
+        return self._fatal
+
+    def _set_fatal(self, code: ErrorCode, message: str | None) -> None:
+        if self._fatal is None:
+            if code in _FENCED:
+                self._fatal = ProducerFencedError(
+                    (message or "the producer was fenced")
+                    + ". A newer producer with the same transactional id took over; this one "
+                    "can only be closed",
+                    code=ErrorCode.PRODUCER_FENCED,
+                )
+            else:
+                self._fatal = error_for(code, (message or "") + "; create a new producer")
+            self._network.note("fatal", self.client_id, str(self._fatal))
+        self.transaction_state = TransactionState.FATAL_ERROR
+
+    def _check_coordinator_answer(
+        self, code: ErrorCode, message: str | None, *, abortable: bool
+    ) -> None:
+        if code is ErrorCode.NONE:
+            return
+        if code in _FENCED:
+            self._set_fatal(code, message)
+            assert self._fatal is not None
+            raise self._fatal
+        if abortable and self.transaction_state is TransactionState.IN_TRANSACTION:
+            self.transaction_state = TransactionState.ABORTABLE_ERROR
+            if self._protocol.abortable_error is None:
+                self._protocol.abortable_error = (code, message or code.name)
+        raise error_for(code, message)
+
+    # --- internals: the coordinator ---------------------------------------------------------
+
+    async def _coordinator_call(self, make: Any) -> Any:
+        """Send a transaction-coordinator request until it is not answered by a retriable
+        error; the request is rebuilt each time, so it carries the current epoch."""
+        deadline = self._network.now() + self._max_block
+        while True:
+            await self._network.wait_if_paused(self.client_id)
+            try:
+                response = await self._request_once(make(), timeout=self._request_timeout)
+            except (RequestTimedOut, ConnectionBroken) as error:
+                reason = str(error)
+            else:
+                codes = [getattr(response, "error_code", None)] + [
+                    p.error_code for p in getattr(response, "partitions", ())
+                ]
+                codes += [r.error_code for r in getattr(response, "results", ())]
+                retriable = [c for c in codes if c in _COORDINATOR_RETRIABLE]
+                if not retriable:
+                    return response
+                reason = f"the coordinator answered {retriable[0].name}"
+            if self._network.now() + self._backoff > deadline:
+                from minikafka.client.errors import KafkaTimeoutError
+
+                raise KafkaTimeoutError(
+                    f"{self.client_id}: no usable answer within max_block={self._max_block}s "
+                    f"({reason})"
+                )
+            await trio.sleep(self._backoff)
+
+    async def _init_transactions(self, *, bump: bool = False) -> None:
+        transactional_id = self._require_id()
+        timeout_ms = int(self.settings["transaction_timeout"] * 1000)
+        response = await self._coordinator_call(
+            lambda: InitProducerIdRequest(
+                transactional_id=transactional_id,
+                transaction_timeout_ms=timeout_ms,
+                producer_id=self._protocol.producer_id if bump else -1,
+                producer_epoch=self._protocol.producer_epoch if bump else -1,
+            )
+        )
+        assert isinstance(response, InitProducerIdResponse)
+        if response.error_code is not ErrorCode.NONE:
+            self._set_fatal(response.error_code, response.error_message)
+            assert self._fatal is not None
+            raise self._fatal
+        self._protocol.set_producer_id(response.producer_id, response.producer_epoch)
+        self.transaction_state = TransactionState.READY
+        self._network.note(
+            "txn",
+            self.client_id,
+            f"producer id {response.producer_id}, epoch {response.producer_epoch}",
+            api="InitProducerId",
+        )
+
+    async def _end_transaction(self, *, committed: bool) -> None:
+        word = "commit" if committed else "abort"
+        if self._transaction_started:
+            transactional_id = self._require_id()
+            response = await self._coordinator_call(
+                lambda: EndTxnRequest(
+                    transactional_id=transactional_id,
+                    producer_id=self._protocol.producer_id,
+                    producer_epoch=self._protocol.producer_epoch,
+                    committed=committed,
+                )
+            )
+            assert isinstance(response, EndTxnResponse)
+            code, message = response.error_code, response.error_message
+            if code in _FENCED:
+                self._set_fatal(code, message)
+                assert self._fatal is not None
+                raise self._fatal
+            if code is not ErrorCode.NONE:
+                if committed:  # only an abort can end this transaction now
+                    self.transaction_state = TransactionState.ABORTABLE_ERROR
+                    if self._protocol.abortable_error is None:
+                        self._protocol.abortable_error = (code, message or code.name)
+                raise error_for(code, message)
+        self._transaction_started = False
+        self._protocol.clear_abortable_error()
+        self.transaction_state = TransactionState.READY
+        self._network.note("txn", self.client_id, word)
+
+    def _protocol_allows(self, tp: TopicPartition) -> bool:
+        drainable = self._protocol.drainable
+        return drainable is None or tp in drainable
+
+    async def _add_partitions(self) -> None:
+        """AddPartitionsToTxn for the partitions written to since the last one (sender task)."""
+        self._adding = True
+        try:
+            partitions = tuple(sorted(self._to_add))
+            transactional_id = self._require_id()
+            try:
+                response = await self._coordinator_call(
+                    lambda: AddPartitionsToTxnRequest(
+                        transactional_id=transactional_id,
+                        producer_id=self._protocol.producer_id,
+                        producer_epoch=self._protocol.producer_epoch,
+                        partitions=partitions,
+                    )
+                )
+            except KafkaError as error:
+                self._abort_pending(partitions, error.code, str(error))
+                return
+            assert isinstance(response, AddPartitionsToTxnResponse)
+            failed = [r for r in response.results if r.error_code is not ErrorCode.NONE]
+            if failed:
+                code, message = failed[0].error_code, failed[0].error_message
+                if code in _FENCED:
+                    self._set_fatal(code, message)
+                self._abort_pending(partitions, code, message or code.name)
+                return
+            drainable = self._protocol.drainable
+            assert drainable is not None
+            drainable.update(partitions)
+            self._to_add.difference_update(partitions)
+            self._transaction_started = True
+            self._network.note("txn", self.client_id, "added " + ", ".join(map(str, partitions)))
+        finally:
+            self._adding = False
+            self._wake()
+
+    def _abort_pending(
+        self, partitions: tuple[TopicPartition, ...], code: ErrorCode, message: str
+    ) -> None:
+        """Partitions that could not be added: their records fail, the transaction must abort."""
+        if self.transaction_state is TransactionState.IN_TRANSACTION:
+            self.transaction_state = TransactionState.ABORTABLE_ERROR
+        if self._protocol.abortable_error is None:
+            self._protocol.abortable_error = (code, message)
+        self._to_add.difference_update(partitions)
+        self._protocol.abort_unsent(f"AddPartitionsToTxn failed: {message}")
+        self._deliver_reports()
+
+    # --- internals: the sender --------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    async def _sender(self, nursery: trio.Nursery) -> None:
+        """Turn the protocol's decisions into requests, forever (until close or crash)."""
+        while True:
+            now = self._network.now()
+            if now < self._backoff_until:
+                await trio.sleep_until(self._network.at(self._backoff_until))
+                continue
+            if self._to_add and not self._adding:
+                nursery.start_soon(self._add_partitions)
+            outgoing = self._protocol.poll(now)
+            if self._protocol.connection_generation != self._seen_generation:
+                # The protocol gave up on requests that timed out: close the connection, as
+                # Kafka's NetworkClient does, so their late answers are dropped.
+                self._seen_generation = self._protocol.connection_generation
+                self._network.disconnect(self.client_id)
+            for request in outgoing:
+                nursery.start_soon(self._send_request, request)
+            self._deliver_reports()
+            deadline = self._protocol.next_deadline()
+            self._wakeup = trio.Event()
+            when = self._network.at(deadline) if deadline is not None else float("inf")
+            with trio.move_on_at(when):
+                await self._wakeup.wait()
+
+    async def _send_request(self, outgoing: OutgoingRequest) -> None:
+        await self._network.wait_if_paused(self.client_id)
+        try:
+            response = await self._network.request(self.client_id, outgoing.request, timeout=None)
+        except (RequestTimedOut, ConnectionBroken):
+            now = self._network.now()
+            if self._protocol.is_in_flight(outgoing.correlation_id):
+                self._protocol.on_disconnect(now=now)
+                self._seen_generation = self._protocol.connection_generation
+                self._backoff_until = now + self._backoff
+        else:
+            if response is not None:
+                self._protocol.on_response(
+                    outgoing.correlation_id, response, now=self._network.now()
+                )
+        self._deliver_reports()
+        self._wake()
+
+    def _deliver_reports(self) -> None:
+        reports = self._protocol.take_reports()
+        for report in reports:
+            self._resolve(report)
+        if self._protocol.state is ProducerClientState.FATAL_ERROR and self._fatal is None:
+            self._fatal_from_protocol()
+        if (
+            self._protocol.abortable_error is not None
+            and self.transaction_state is TransactionState.IN_TRANSACTION
+        ):
+            self.transaction_state = TransactionState.ABORTABLE_ERROR
+        if reports:
+            self._progress.set()
+
+    def _resolve(self, report: DeliveryReport) -> None:
+        handle = self._handles.pop(report.handle, None)
+        if handle is None:
+            return
+        if report.ok:
+            handle._resolve(report.metadata, None)
+        else:
+            assert report.error is not None
+            if report.error in _FENCED and self._fatal is not None:
+                handle._resolve(None, self._fatal)
+            else:
+                handle._resolve(None, error_for(report.error, report.message))
+
+    async def _wait_for_deliveries(self, *, flush: bool = True) -> None:
+        """Wait until every record sent so far is acknowledged or failed."""
+        while self._handles or self._to_add:
+            if flush:
+                self._protocol.flush()
+            self._wake()
+            self._progress = trio.Event()
+            await self._progress.wait()
+
+    # --- internals: partitions ----------------------------------------------------------
+
+    async def _partitions_for(self, topic: str) -> int:
+        count = self._partition_counts.get(topic)
+        if count is not None:
+            return count
+        if not isinstance(topic, str) or not topic:
+            raise ValueError(f"a topic is a non-empty string, not {topic!r}")
+        response = await self._request(
+            MetadataRequest(topics=(topic,)),
+            timeout=self._request_timeout,
+            deadline=self._network.now() + self._max_block,
+            backoff=self._backoff,
+        )
+        assert isinstance(response, MetadataResponse)
+        (found,) = response.topics
+        if found.error_code is not ErrorCode.NONE or not found.partitions:
+            raise UnknownTopicOrPartitionError(
+                f"topic {topic!r} does not exist and the broker did not create it; create it "
+                "with cluster.create_topic(...) or open the cluster with "
+                "auto_create_topics_enable=True"
+            )
+        self._partition_counts[topic] = count = len(found.partitions)
+        return count
+
+    def _choose_partition(self, topic: str, key: bytes | None, count: int) -> int:
+        """Kafka's built-in partitioner: murmur2 of the key; without a key, stick to one
+        partition until about ``batch_size`` bytes went to it, then pick another (KIP-794)."""
+        if key is not None:
+            return partition_for_key(key, count)
+        current = self._sticky.get(topic)
+        if current is None or current[1] >= self._protocol.batch_size:
+            choices = [p for p in range(count) if current is None or p != current[0]] or [0]
+            current = (self._rng.choice(choices), 0)
+            self._sticky[topic] = current
+        return current[0]
