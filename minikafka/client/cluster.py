@@ -21,11 +21,11 @@ from typing import Any
 import trio
 import trio.testing
 
-from minikafka.sim.trace import Trace
 from minikafka.core import Broker, BrokerConfig
 from minikafka.sim.clock import seed_scheduler
 from minikafka.sim.faults import Fault, FaultPlan
 from minikafka.sim.network import Network
+from minikafka.sim.trace import Trace
 
 __all__ = ["Cluster", "SimulationTimeLimit", "open_cluster"]
 
@@ -137,15 +137,21 @@ async def open_cluster(
     seed_scheduler(f"{seed}/scheduler")
     network = Network(Broker(config), plan)
     timed_out = False
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(network.run)
-        cluster = Cluster(network, nursery, seed)
-        with trio.move_on_after(time_limit) as limit:
-            try:
-                yield cluster
-            finally:
-                nursery.cancel_scope.cancel()
-        timed_out = limit.cancelled_caught
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(network.run)
+            cluster = Cluster(network, nursery, seed)
+            with trio.move_on_after(time_limit) as limit:
+                try:
+                    yield cluster
+                finally:
+                    nursery.cancel_scope.cancel()
+            timed_out = limit.cancelled_caught
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the block raised; a user should see their own exception.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     if timed_out:
         raise SimulationTimeLimit(
             f"the simulation ran past time_limit={time_limit} simulated seconds, so something "

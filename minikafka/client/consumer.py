@@ -24,6 +24,7 @@ membership; ``getmany`` returns at most ``max_poll_records`` records in all.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -67,7 +68,6 @@ from minikafka.core.messages import (
     OffsetFetchRequest,
     OffsetFetchResponse,
     Request,
-    SyncGroupRequest,
     SyncGroupResponse,
 )
 from minikafka.core.records import ConsumerRecord, TopicPartition
@@ -519,7 +519,9 @@ class Consumer(ClientBase):
                 backoff=self._backoff,
             )
             assert isinstance(response, OffsetCommitResponse)
-            codes = [p.error_code for p in response.partitions if p.error_code is not ErrorCode.NONE]
+            codes = [
+                p.error_code for p in response.partitions if p.error_code is not ErrorCode.NONE
+            ]
             if not codes:
                 self._network.note("commit", self.client_id, shown, api="OffsetCommit")
                 return
@@ -560,9 +562,12 @@ class Consumer(ClientBase):
         """Join (or rejoin) until the member is stable, running the listener around it."""
         member = self._member
         assert member is not None
-        if member.state is MemberState.STABLE and self._pending_group is None:
-            if not member.rejoin_needed:
-                return
+        if (
+            member.state is MemberState.STABLE
+            and self._pending_group is None
+            and not member.rejoin_needed
+        ):
+            return
         before = set(member.assignment)
         if member.state is MemberState.STABLE and self._pending_group is None:
             self._pending_group = member.join_request()
@@ -627,7 +632,9 @@ class Consumer(ClientBase):
                 try:
                     await self._commit(offsets)
                 except KafkaError as error:
-                    self._network.note("commit", self.client_id, f"commit on revoke failed: {error}")
+                    self._network.note(
+                        "commit", self.client_id, f"commit on revoke failed: {error}"
+                    )
         self._revoke_commits = True
         for tp in revoked:
             self._drop(tp)
@@ -658,8 +665,10 @@ class Consumer(ClientBase):
             timeout=self._request_timeout,
             deadline=self._network.now() + self._api_timeout,
             backoff=self._backoff,
-            retry_if=lambda r: r.error_code in _RETRIABLE_GROUP
-            or any(p.error_code in _RETRIABLE_GROUP for p in r.partitions),
+            retry_if=lambda r: (
+                r.error_code in _RETRIABLE_GROUP
+                or any(p.error_code in _RETRIABLE_GROUP for p in r.partitions)
+            ),
         )
         assert isinstance(response, OffsetFetchResponse)
         if response.error_code is not ErrorCode.NONE:
@@ -824,10 +833,8 @@ class Consumer(ClientBase):
                 self._after_membership_change(before, None)
                 self._revoke_commits = False
                 if leave is not None:
-                    try:
+                    with contextlib.suppress(RequestTimedOut, ConnectionBroken):
                         await self._request_once(leave, timeout=self._request_timeout)
-                    except (RequestTimedOut, ConnectionBroken):
-                        pass
                 continue
             request = member.heartbeat_request()
             if request is None:

@@ -24,6 +24,7 @@ for metadata once per topic.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import AsyncIterator, Generator, Mapping
 from contextlib import asynccontextmanager
@@ -37,7 +38,6 @@ from minikafka.client.errors import (
     IllegalStateError,
     KafkaError,
     ProducerFencedError,
-    TransactionAbortableError,
     UnknownTopicOrPartitionError,
     error_for,
 )
@@ -469,10 +469,9 @@ class Producer(ClientBase):
                 TransactionState.IN_TRANSACTION,
                 TransactionState.ABORTABLE_ERROR,
             ):
-                try:
+                # The original error says more; an error of the abort returns on the next call.
+                with contextlib.suppress(KafkaError):
                     await self.abort_transaction()
-                except KafkaError:
-                    pass  # the original error says more; this one returns on the next call
             raise
         await self.commit_transaction()
 

@@ -22,10 +22,10 @@ from minikafka.core.messages import *  # noqa: F403
 from minikafka.core.messages import __all__ as _messages_all
 from minikafka.core.producer_state import NUM_BATCHES_TO_RETAIN, ProducerStateTable
 from minikafka.core.records import (
+    ConsumerRecord,
     ControlType,
     Record,
     RecordBatch,
-    ConsumerRecord,
     RecordMetadata,
     TopicPartition,
 )
