@@ -136,23 +136,22 @@ async def open_cluster(
     plan = _plan(faults)
     seed_scheduler(f"{seed}/scheduler")
     network = Network(Broker(config), plan)
-    timed_out = False
+    limit = trio.CancelScope(deadline=trio.current_time() + time_limit)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(network.run)
             cluster = Cluster(network, nursery, seed)
-            with trio.move_on_after(time_limit) as limit:
+            with limit:
                 try:
                     yield cluster
                 finally:
                     nursery.cancel_scope.cancel()
-            timed_out = limit.cancelled_caught
     except BaseExceptionGroup as group:
         # The nursery wraps what the block raised; a user should see their own exception.
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
         raise
-    if timed_out:
+    if limit.cancel_called:
         raise SimulationTimeLimit(
             f"the simulation ran past time_limit={time_limit} simulated seconds, so something "
             "waits forever (a getone() on a topic nobody writes to, a commit to a broker that "

@@ -1,0 +1,623 @@
+"""The async Producer through the public API: idempotence, transactions, fencing, crashes and
+misuse, checked by reading the topic back with consumers (kafka-eos.md sections 1 and 2)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+import minikafka
+from minikafka import (
+    ClientCrashed,
+    ConfigError,
+    ConsumerRecord,
+    Fault,
+    FaultPlan,
+    IllegalStateError,
+    KafkaError,
+    ProducerFencedError,
+    TopicPartition,
+)
+from minikafka.core.partitioner import partition_for_key
+
+TOPIC = "payments"
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+async def read_back(
+    cluster: minikafka.Cluster,
+    *,
+    isolation_level: str,
+    partitions: int = 3,
+    topic: str = TOPIC,
+) -> list[ConsumerRecord]:
+    """Everything a consumer with ``isolation_level`` can read from the topic, from the start,
+    by assigned partitions (no group); polls until 2 simulated seconds bring nothing new."""
+    records: list[ConsumerRecord] = []
+    async with cluster.consumer(
+        isolation_level=isolation_level, auto_offset_reset="earliest"
+    ) as consumer:
+        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+        while True:
+            batches = await consumer.getmany(timeout=2.0)
+            if not batches:
+                break
+            for batch in batches.values():
+                records.extend(batch)
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+def values(records: list[ConsumerRecord]) -> list[bytes | None]:
+    return sorted(r.value for r in records)
+
+
+async def committed_values(cluster: minikafka.Cluster, partitions: int = 3) -> list[bytes | None]:
+    return values(await read_back(cluster, isolation_level="read_committed", partitions=partitions))
+
+
+async def uncommitted_values(
+    cluster: minikafka.Cluster, partitions: int = 3
+) -> list[bytes | None]:
+    return values(
+        await read_back(cluster, isolation_level="read_uncommitted", partitions=partitions)
+    )
+
+
+# --- 1. a lost acknowledgement ----------------------------------------------------------------
+
+
+async def test_a_lost_ack_without_idempotence_writes_the_record_twice(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.drop_response(api="Produce", nth=1)])
+    async with minikafka.open_cluster(seed=1, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        async with cluster.producer(enable_idempotence=False, retries=5) as producer:
+            metadata = await producer.send_and_wait(TOPIC, b"pay 25", partition=0)
+        assert metadata.offset == 1  # the retry's own offset: the first write is at 0
+        records = await read_back(cluster, isolation_level="read_uncommitted", partitions=1)
+        assert [(r.offset, r.value) for r in records] == [(0, b"pay 25"), (1, b"pay 25")]
+        assert cluster.trace.select(kind="lost", api="Produce")
+
+
+async def test_a_lost_ack_with_idempotence_writes_once_and_the_retry_gets_the_original_offset(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.drop_response(api="Produce", nth=1, client="producer-1")])
+    async with minikafka.open_cluster(seed=1, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        async with cluster.producer() as producer, cluster.producer() as other:
+            handle = await producer.send(TOPIC, b"pay 25", partition=0)
+            # While the first producer waits for the answer that never comes, another writes.
+            await trio.sleep(1.0)
+            assert not handle.done()
+            other_metadata = await other.send_and_wait(TOPIC, b"other", partition=0)
+            assert other_metadata.offset == 1
+            metadata = await handle
+        assert metadata.offset == 0  # the original offset, not the end of the log
+        records = await read_back(cluster, isolation_level="read_uncommitted", partitions=1)
+        assert [(r.offset, r.value) for r in records] == [(0, b"pay 25"), (1, b"other")]
+        assert cluster.trace.select(kind="lost", api="Produce")
+
+
+# --- 2. aborted and committed transactions ------------------------------------------------------
+
+
+async def test_an_aborted_transaction_is_seen_only_by_read_uncommitted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=2) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="pay-1") as producer:
+            producer.begin_transaction()
+            for n in range(3):
+                await producer.send_and_wait(TOPIC, b"aborted %d" % n, partition=n)
+            await producer.abort_transaction()
+        assert await committed_values(cluster) == []
+        assert await uncommitted_values(cluster) == [b"aborted 0", b"aborted 1", b"aborted 2"]
+
+
+async def test_a_committed_transaction_is_seen_by_both_isolation_levels(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=2) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="pay-1") as producer:
+            async with producer.transaction():
+                for n in range(3):
+                    await producer.send(TOPIC, b"committed %d" % n, key=b"TXN500%d" % n)
+        expected = [b"committed 0", b"committed 1", b"committed 2"]
+        assert await committed_values(cluster) == expected
+        assert await uncommitted_values(cluster) == expected
+
+
+async def test_after_an_abort_only_the_next_committed_transaction_is_visible(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=2) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="pay-1") as producer:
+            producer.begin_transaction()
+            await producer.send_and_wait(TOPIC, b"aborted", partition=1)
+            await producer.abort_transaction()
+            async with producer.transaction():
+                await producer.send(TOPIC, b"committed", partition=1)
+        assert await committed_values(cluster) == [b"committed"]
+        assert await uncommitted_values(cluster) == [b"aborted", b"committed"]
+
+
+# --- 3. zombie fencing --------------------------------------------------------------------------
+
+
+async def assert_fenced_for_good(zombie: minikafka.Producer) -> None:
+    """Every call on a fenced producer raises ProducerFencedError."""
+    with pytest.raises(ProducerFencedError):
+        await zombie.send(TOPIC, b"late", partition=0)
+    with pytest.raises(ProducerFencedError):
+        await zombie.send_and_wait(TOPIC, b"late", partition=2)
+    with pytest.raises(ProducerFencedError):
+        zombie.begin_transaction()
+    with pytest.raises(ProducerFencedError):
+        await zombie.commit_transaction()
+    with pytest.raises(ProducerFencedError):
+        await zombie.abort_transaction()
+    with pytest.raises(ProducerFencedError):
+        await zombie.send_offsets_to_transaction({TopicPartition(TOPIC, 0): 1}, "group")
+
+
+async def test_a_newer_producer_fences_the_zombie_whose_commit_then_fails(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=3) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        zombie = cluster.producer(transactional_id="t")
+        await zombie.start()
+        zombie.begin_transaction()
+        await zombie.send_and_wait(TOPIC, b"zombie", partition=0)
+        async with cluster.producer(transactional_id="t") as successor:
+            with pytest.raises(ProducerFencedError):
+                await zombie.commit_transaction()
+            await assert_fenced_for_good(zombie)
+            async with successor.transaction():
+                await successor.send(TOPIC, b"successor", partition=0)
+        await zombie.close()
+        assert await committed_values(cluster) == [b"successor"]
+
+
+async def test_a_fenced_zombie_fails_on_its_next_send_to_a_new_partition(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=3) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        zombie = cluster.producer(transactional_id="t")
+        await zombie.start()
+        zombie.begin_transaction()
+        await zombie.send_and_wait(TOPIC, b"zombie 0", partition=0)
+        async with cluster.producer(transactional_id="t") as successor:
+            with pytest.raises(ProducerFencedError):
+                await zombie.send_and_wait(TOPIC, b"zombie 1", partition=1)
+            await assert_fenced_for_good(zombie)
+            async with successor.transaction():
+                await successor.send(TOPIC, b"successor", partition=1)
+        await zombie.close()
+        assert await committed_values(cluster) == [b"successor"]
+
+
+async def test_a_fenced_zombie_writing_to_its_partition_is_refused_and_fenced_at_the_abort(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # KIP-588: a stale epoch on a write is abortable; the abort's EndTxn then says "fenced".
+    async with minikafka.open_cluster(seed=3) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        zombie = cluster.producer(transactional_id="t")
+        await zombie.start()
+        zombie.begin_transaction()
+        await zombie.send_and_wait(TOPIC, b"zombie 0", partition=0)
+        async with cluster.producer(transactional_id="t") as successor:
+            with pytest.raises(KafkaError):
+                await zombie.send_and_wait(TOPIC, b"zombie 1", partition=0)
+            with pytest.raises(KafkaError):
+                await zombie.commit_transaction()
+            with pytest.raises(ProducerFencedError):
+                await zombie.abort_transaction()
+            await assert_fenced_for_good(zombie)
+            async with successor.transaction():
+                await successor.send(TOPIC, b"successor", partition=0)
+        await zombie.close()
+        assert await committed_values(cluster) == [b"successor"]
+        assert b"zombie 1" not in await uncommitted_values(cluster)
+
+
+# --- 4. the broker restarting mid-transaction -----------------------------------------------------
+
+
+async def run_transaction_across_a_crash(
+    cluster: minikafka.Cluster, *, restart_after_sends: bool
+) -> bool:
+    """One transaction writing to all 3 partitions at 0 s, 1 s and 2 s, committed at 3 s;
+    returns whether the producer reported the commit as done."""
+    committed = False
+    async with cluster.producer(transactional_id="t", delivery_timeout=30.0) as producer:
+        try:
+            producer.begin_transaction()
+            for n in range(3):
+                await producer.send(TOPIC, b"txn %d" % n, partition=n)
+                await trio.sleep(1.0)
+            if restart_after_sends:
+                await producer.flush()
+                await cluster.restart_broker()
+            await producer.commit_transaction()
+            committed = True
+        except KafkaError:
+            try:
+                await producer.abort_transaction()
+            except KafkaError:
+                pass
+    return committed
+
+
+ALL = [b"txn 0", b"txn 1", b"txn 2"]
+
+
+async def test_a_broker_restart_after_the_sends_leaves_the_transaction_whole(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=4) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        committed = await run_transaction_across_a_crash(cluster, restart_after_sends=True)
+        seen = await committed_values(cluster)
+        assert seen in ([], ALL)
+        if committed:
+            assert seen == ALL
+        await cluster.restart_broker()
+        assert await committed_values(cluster) == seen
+
+
+@pytest.mark.parametrize(
+    ("at", "down_for"),
+    [
+        (0.5, 0.3),  # between the first and the second write
+        (1.5, 5.0),  # the third write waits for the broker
+        (2.95, 0.5),  # just before the commit
+        (3.0, 0.5),  # at the commit
+        (3.05, 0.5),  # after PrepareCommit, before the markers
+        (3.1, 0.5),
+        (3.15, 0.5),
+        (3.3, 2.0),  # after the markers
+        (1.5, 90.0),  # longer than the producer waits
+    ],
+)
+async def test_a_broker_crash_during_a_transaction_never_shows_part_of_it(
+    autojump_clock: trio.testing.MockClock, at: float, down_for: float
+) -> None:
+    plan = FaultPlan([Fault.broker_crash(at=at, down_for=down_for)])
+    async with minikafka.open_cluster(seed=4, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        committed = await run_transaction_across_a_crash(cluster, restart_after_sends=False)
+        await trio.sleep(max(0.0, at + down_for - cluster.now()) + 1.0)  # the broker is back
+        seen = await committed_values(cluster)
+        assert seen in ([], ALL)
+        if committed:
+            assert seen == ALL
+
+
+# --- 5. misuse ---------------------------------------------------------------------------------
+
+
+async def test_commit_without_begin_is_refused_and_changes_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=5) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="t") as producer:
+            with pytest.raises(IllegalStateError, match=r"begin_transaction\(\)"):
+                await producer.commit_transaction()
+            with pytest.raises(IllegalStateError, match=r"begin_transaction\(\)"):
+                await producer.abort_transaction()
+            async with producer.transaction():
+                await producer.send(TOPIC, b"after the refusal", partition=0)
+        assert await committed_values(cluster) == [b"after the refusal"]
+
+
+async def test_beginning_twice_is_refused_and_the_open_transaction_still_commits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=5) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="t") as producer:
+            producer.begin_transaction()
+            await producer.send(TOPIC, b"first", partition=0)
+            with pytest.raises(IllegalStateError, match=r"commit_transaction\(\)"):
+                producer.begin_transaction()
+            await producer.send(TOPIC, b"second", partition=1)
+            await producer.commit_transaction()
+        assert await committed_values(cluster) == [b"first", b"second"]
+
+
+async def test_a_transactional_producer_refuses_to_send_outside_a_transaction(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=5) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="t") as producer:
+            with pytest.raises(IllegalStateError, match=r"begin_transaction\(\)"):
+                await producer.send(TOPIC, b"outside", partition=0)
+            async with producer.transaction():
+                await producer.send(TOPIC, b"inside", partition=0)
+            with pytest.raises(IllegalStateError, match=r"begin_transaction\(\)"):
+                await producer.send_and_wait(TOPIC, b"outside again", partition=0)
+        assert await uncommitted_values(cluster) == [b"inside"]
+
+
+async def test_transactional_calls_on_a_plain_producer_are_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=5) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer() as producer:
+            with pytest.raises(IllegalStateError, match="transactional_id"):
+                await producer.send_offsets_to_transaction({TopicPartition(TOPIC, 0): 3}, "group")
+            with pytest.raises(IllegalStateError, match="transactional_id"):
+                producer.begin_transaction()
+            with pytest.raises(IllegalStateError, match="transactional_id"):
+                await producer.commit_transaction()
+            metadata = await producer.send_and_wait(TOPIC, b"still works", partition=0)
+            assert metadata.offset == 0
+
+
+async def test_bad_settings_are_refused_with_a_hint(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=5) as cluster:
+        with pytest.raises(ConfigError, match="'linger'"):
+            cluster.producer(lingr=1)
+        with pytest.raises(ConfigError, match="acks"):
+            cluster.producer(acks=0, enable_idempotence=True)
+        with pytest.raises(ConfigError, match="acks"):
+            cluster.producer(acks=1, transactional_id="t")
+        with pytest.raises(ConfigError, match="enable_idempotence"):
+            cluster.producer(enable_idempotence=False, transactional_id="t")
+        with pytest.raises(ConfigError, match="acks"):
+            cluster.producer(acks=2)
+        # The refused producers took no client id: the next one is still producer-1.
+        async with cluster.producer() as producer:
+            assert producer.client_id == "producer-1"
+
+
+async def test_bad_records_are_refused_at_once_and_queue_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=5) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="t") as producer:
+            producer.begin_transaction()
+            with pytest.raises(TypeError, match="bytes"):
+                await producer.send(TOPIC, "a str", partition=0)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="bytes"):
+                await producer.send(TOPIC, b"v", key="a str")  # type: ignore[arg-type]
+            with pytest.raises(KafkaError, match="partitions 0 to 2"):
+                await producer.send(TOPIC, b"v", partition=3)
+            with pytest.raises(KafkaError, match="partitions 0 to 2"):
+                await producer.send(TOPIC, b"v", partition=-1)
+            # None of that touched the transaction: it still commits, with only this record.
+            await producer.send(TOPIC, b"good", partition=1)
+            await producer.commit_transaction()
+        assert await uncommitted_values(cluster) == [b"good"]
+
+
+async def test_a_closed_producer_refuses_every_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=5) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        producer = cluster.producer(transactional_id="t")
+        with pytest.raises(IllegalStateError, match="start"):
+            await producer.send(TOPIC, b"too early", partition=0)
+        async with producer:
+            pass
+        with pytest.raises(IllegalStateError, match="closed"):
+            await producer.send(TOPIC, b"too late", partition=0)
+        with pytest.raises(IllegalStateError, match="closed"):
+            producer.begin_transaction()
+        with pytest.raises(IllegalStateError, match="closed"):
+            await producer.flush()
+        await producer.close()  # closing twice is fine
+
+
+async def test_a_crashed_producer_raises_client_crashed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=5) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer() as producer:
+            producer.crash()
+            with pytest.raises(ClientCrashed, match="new client"):
+                await producer.send(TOPIC, b"v", partition=0)
+            with pytest.raises(ClientCrashed):
+                await producer.flush()
+        # Leaving the block (close) after a crash is quiet.
+        assert await uncommitted_values(cluster) == []
+
+
+# --- 6. acks=0 --------------------------------------------------------------------------------
+
+
+async def test_acks_0_resolves_with_offset_minus_1_and_a_lost_request_is_lost_silently(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.drop_request(api="Produce", nth=2)])
+    async with minikafka.open_cluster(seed=6, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        async with cluster.producer(acks=0) as producer:
+            handles = []
+            for n in range(3):
+                handles.append(await producer.send(TOPIC, b"fire %d" % n, partition=0))
+                await trio.sleep(0.1)  # one request each
+            await producer.flush()
+            for handle in handles:
+                metadata = await handle
+                assert (metadata.partition, metadata.offset) == (0, -1)
+        assert await uncommitted_values(cluster, partitions=1) == [b"fire 0", b"fire 2"]
+        assert cluster.trace.select(kind="fault", api="Produce")
+
+
+# --- 7. the partitioner -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("partitions", [3, 7])
+async def test_keyed_records_land_on_kafkas_partition_for_the_key(
+    autojump_clock: trio.testing.MockClock, partitions: int
+) -> None:
+    keys = [b"TXN%d" % n for n in range(5000, 5030)]
+    async with minikafka.open_cluster(seed=7) as cluster:
+        await cluster.create_topic(TOPIC, partitions=partitions)
+        async with cluster.producer() as producer:
+            handles = [await producer.send(TOPIC, b"v", key=key) for key in keys]
+            landed = [(await handle).partition for handle in handles]
+            explicit = await producer.send_and_wait(TOPIC, b"v", key=keys[0], partition=1)
+        assert landed == [partition_for_key(key, partitions) for key in keys]
+        assert len(set(landed)) > 1
+        assert explicit.partition == 1
+        records = await read_back(cluster, isolation_level="read_uncommitted", partitions=partitions)
+        for record in records:
+            if record.partition != 1 or record.offset != explicit.offset:
+                assert record.key is not None
+                assert record.partition == partition_for_key(record.key, partitions)
+
+
+async def test_keyless_records_stick_to_a_partition_for_about_a_batch_then_move(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    value = b"x" * 100
+    async with minikafka.open_cluster(seed=7) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(batch_size=1000) as producer:
+            handles = [await producer.send(TOPIC, value) for _ in range(60)]
+            landed = [(await handle).partition for handle in handles]
+    runs = [1]
+    for before, after in zip(landed, landed[1:], strict=False):
+        if after == before:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+    # About 1000 bytes (some 8 records) per partition, then another one: several moves.
+    assert len(runs) >= 3
+    assert all(run >= 3 for run in runs[:-1])
+    assert len(set(landed)) > 1
+
+
+# --- 8. producer.crash() ----------------------------------------------------------------------
+
+
+async def test_a_crash_fails_pending_handles_and_calls_in_progress(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.drop_response(api="Produce", nth=1)])
+    async with minikafka.open_cluster(seed=8, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        producer = cluster.producer(linger=10.0)
+        await producer.start()
+        outcomes: list[str] = []
+
+        async def waiting_send() -> None:
+            try:
+                await producer.send_and_wait(TOPIC, b"in flight", partition=0)
+            except ClientCrashed:
+                outcomes.append("ClientCrashed")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiting_send)
+            await trio.sleep(1.0)
+            queued = await producer.send(TOPIC, b"queued", partition=1)
+            producer.crash()
+        assert outcomes == ["ClientCrashed"]
+        with pytest.raises(ClientCrashed):
+            await queued
+        with pytest.raises(ClientCrashed):
+            await producer.send(TOPIC, b"after", partition=2)
+        with pytest.raises(ClientCrashed):
+            await producer.flush()
+        await producer.close()
+
+
+async def test_a_new_producer_takes_over_from_a_crashed_one_with_an_open_transaction(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=8) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        crashed = cluster.producer(transactional_id="t")
+        await crashed.start()
+        crashed.begin_transaction()
+        for n in range(3):
+            await crashed.send_and_wait(TOPIC, b"open %d" % n, partition=n)
+        crashed.crash()
+        with pytest.raises(ClientCrashed):
+            await crashed.commit_transaction()
+        with pytest.raises(ClientCrashed):
+            crashed.begin_transaction()
+        async with cluster.producer(transactional_id="t") as successor:
+            assert successor.producer_epoch > crashed.producer_epoch
+            async with successor.transaction():
+                for n in range(3):
+                    await successor.send(TOPIC, b"next %d" % n, partition=n)
+        # The open transaction was aborted, so it no longer holds the successor's back either.
+        assert await committed_values(cluster) == [b"next 0", b"next 1", b"next 2"]
+        uncommitted = await uncommitted_values(cluster)
+        assert b"open 0" in uncommitted
+
+
+# --- 9. a crash right after EndTxn --------------------------------------------------------------
+
+
+async def test_a_commit_whose_answer_the_client_never_read_still_happened(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.client_crash(client="producer-1", after="EndTxn")])
+    async with minikafka.open_cluster(seed=9, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        producer = cluster.producer(transactional_id="t")
+        await producer.start()
+        producer.begin_transaction()
+        for n in range(3):
+            await producer.send(TOPIC, b"txn %d" % n, partition=n)
+        with pytest.raises(ClientCrashed):
+            await producer.commit_transaction()
+        assert producer.crashed
+        assert await committed_values(cluster) == ALL
+        # A successor starts cleanly: the commit was not undone.
+        async with cluster.producer(transactional_id="t") as successor, successor.transaction():
+            await successor.send(TOPIC, b"next", partition=0)
+        assert await committed_values(cluster) == [*ALL, b"next"]
+
+
+# --- 10. an abortable error -------------------------------------------------------------------
+
+
+async def test_a_write_that_fails_for_good_makes_the_transaction_abort_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.broker_crash(at=1.0, down_for=20.0)])
+    async with minikafka.open_cluster(seed=10, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(
+            transactional_id="t", request_timeout=1.0, delivery_timeout=5.0
+        ) as producer:
+            producer.begin_transaction()
+            await producer.send_and_wait(TOPIC, b"before", partition=0)
+            await trio.sleep(1.5)  # the broker is down now
+            with pytest.raises(KafkaError):
+                await producer.send_and_wait(TOPIC, b"lost", partition=0)
+            assert cluster.now() < 21.0  # it failed by the delivery timeout
+            with pytest.raises(KafkaError, match=r"abort_transaction\(\)") as refused:
+                await producer.commit_transaction()
+            assert not isinstance(refused.value, ProducerFencedError)
+            with pytest.raises(KafkaError, match=r"abort_transaction\(\)"):
+                await producer.send(TOPIC, b"more", partition=1)
+            await producer.abort_transaction()
+            async with producer.transaction():
+                await producer.send(TOPIC, b"after", partition=0)
+                await producer.send(TOPIC, b"after", partition=1)
+        assert await committed_values(cluster) == [b"after", b"after"]

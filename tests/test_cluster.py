@@ -1,0 +1,245 @@
+"""The simulated cluster as a whole: determinism, client faults, time, and the trace."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from rich.console import Console
+
+import minikafka
+from minikafka import ClientCrashed, Fault, FaultPlan, KafkaError, TopicPartition
+
+CLIENTS = ["producer-1", "consumer-1", "consumer-2"]
+
+
+async def workload(seed: int, plan: FaultPlan) -> tuple[str, list[str]]:
+    """A producer and a group of two consumers under ``plan``; returns the trace and outcomes."""
+    outcomes: list[str] = []
+    async with minikafka.open_cluster(seed=seed, faults=plan, time_limit=600) as cluster:
+        await cluster.create_topic("payments", partitions=3)
+
+        async def produce() -> None:
+            try:
+                async with cluster.producer(delivery_timeout=20.0) as producer:
+                    handles = [
+                        await producer.send("payments", b"%d" % i, key=b"k%d" % (i % 7))
+                        for i in range(20)
+                    ]
+                    for handle in handles:
+                        try:
+                            metadata = await handle
+                            outcomes.append(f"sent {metadata.partition}@{metadata.offset}")
+                        except KafkaError as error:
+                            outcomes.append(f"failed {error.code.name}")
+            except (KafkaError, ClientCrashed) as error:
+                outcomes.append(f"producer {type(error).__name__}")
+
+        async def consume(name: str) -> None:
+            try:
+                async with cluster.consumer(
+                    "payments", client_id=name, group_id="g", auto_offset_reset="earliest"
+                ) as consumer:
+                    for _ in range(8):
+                        batch = await consumer.getmany(timeout=5.0)
+                        for tp, records in sorted(batch.items()):
+                            outcomes.append(f"{name} {tp} {[r.offset for r in records]}")
+            except (KafkaError, ClientCrashed) as error:
+                outcomes.append(f"{name} {type(error).__name__}")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            nursery.start_soon(consume, "consumer-1")
+            nursery.start_soon(consume, "consumer-2")
+        return cluster.trace.text(), outcomes
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_same_seed_and_plan_give_the_same_trace_byte_for_byte(seed: int) -> None:
+    plan = FaultPlan.random(
+        seed=seed,
+        rate=0.1,
+        kinds={
+            "drop_request",
+            "drop_response",
+            "duplicate_request",
+            "delay",
+            "broker_crash",
+            "client_crash",
+            "pause",
+        },
+        apis=("Produce", "Fetch", "OffsetCommit", "JoinGroup", "Heartbeat", "SyncGroup"),
+        clients=CLIENTS,
+        calls=30,
+        horizon=40,
+    )
+    # Each run on its own clock from 0, as minikafka.run gives: simulated times are floats,
+    # and the same sums from another starting point can round differently.
+    first = minikafka.run(workload, seed, plan)
+    second = minikafka.run(workload, seed, plan)
+    assert first[0] == second[0]
+    assert first[1] == second[1]
+    assert len(first[0].splitlines()) > 20
+
+
+def test_a_different_seed_may_schedule_differently_but_each_replays() -> None:
+    traces = {minikafka.run(workload, seed, FaultPlan())[0] for seed in (1, 1, 2, 2)}
+    assert 1 <= len(traces) <= 2
+
+
+async def test_a_client_crash_at_a_time_stops_the_client_and_is_in_the_trace(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.client_crash(client="producer-1", at=1.0)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        producer = cluster.producer()
+        await producer.start()
+        await producer.send_and_wait("t", b"before")
+        with pytest.raises(ClientCrashed, match="crashed"):
+            await trio.sleep(2.0)
+            await producer.send("t", b"after")
+        assert producer.crashed
+        crash = cluster.trace.select(kind="crash", source="producer-1")
+        assert [event.time for event in crash] == [1.0]
+        assert "Fault.client_crash" in crash[0].detail
+
+
+async def test_a_crash_during_a_call_interrupts_the_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.client_crash(client="consumer-1", at=7.5)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.consumer("t", group_id="g") as consumer:
+            with pytest.raises(ClientCrashed):
+                await consumer.getmany(timeout=60.0)
+            assert trio.current_time() == pytest.approx(7.5)
+
+
+async def test_a_crash_after_an_api_replaces_the_answer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.client_crash(client="producer-1", after="Produce")])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        producer = cluster.producer()
+        await producer.start()
+        with pytest.raises(ClientCrashed):
+            await producer.send_and_wait("t", b"landed")
+        # The broker wrote it; the producer never heard.
+        assert cluster.broker.log("t", 0).log_end_offset == 1
+        kinds = cluster.trace.select(source="broker").kinds()
+        assert "answered" in kinds
+
+
+async def test_a_fault_for_a_client_that_does_not_exist_is_written_down_as_missed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.pause(client="nobody", at=0.5, seconds=3.0)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await trio.sleep(1.0)
+        (missed,) = cluster.trace.select(kind="missed")
+        assert "nobody" in missed.target
+
+
+async def test_a_paused_client_sends_nothing_until_the_pause_ends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.pause(client="producer-1", at=1.0, seconds=40.0)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer() as producer:
+            await trio.sleep(2.0)
+            metadata = await producer.send_and_wait("t", b"late")
+            assert metadata.offset == 0
+            assert trio.current_time() == pytest.approx(41.0)
+
+
+async def test_restart_broker_breaks_connections_and_the_clients_carry_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster() as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer() as producer:
+            await producer.send_and_wait("t", b"one")
+            await cluster.restart_broker(down_for=2.0)
+            metadata = await producer.send_and_wait("t", b"two")
+            assert metadata.offset == 1
+        kinds = cluster.trace.kinds()
+        assert kinds.index("crash") < kinds.index("recover")
+
+
+async def test_a_run_that_waits_forever_stops_at_the_time_limit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with pytest.raises(minikafka.SimulationTimeLimit, match="time_limit=100"):
+        async with minikafka.open_cluster(time_limit=100) as cluster:
+            await cluster.create_topic("t")
+            async with cluster.consumer("t", group_id="g") as consumer:
+                await consumer.getone()
+
+
+async def test_open_cluster_refuses_a_real_clock() -> None:
+    with pytest.raises(RuntimeError, match=r"minikafka\.run"):
+        async with minikafka.open_cluster():
+            pass
+
+
+async def test_unknown_broker_settings_are_refused_with_a_suggestion(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with pytest.raises(minikafka.ConfigError, match="auto_create_topics_enable"):
+        async with minikafka.open_cluster(auto_create_topic_enable=False):
+            pass
+
+
+async def test_two_live_clients_cannot_share_a_client_id(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster() as cluster:
+        async with cluster.producer(client_id="p"):
+            with pytest.raises(ValueError, match="already connected"):
+                await cluster.producer(client_id="p").start()
+
+
+async def test_the_trace_renders_as_a_timeline_and_as_json(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.drop_response(api="Produce", nth=1)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer() as producer:
+            await producer.send_and_wait("t", b"x")
+        trace = cluster.trace
+    console = Console(record=True, width=160)
+    console.print(trace)
+    shown = console.export_text()
+    assert "Fault.drop_response(api='Produce', nth=1)" in shown
+    assert "request timed out" in shown
+    rows = trace.to_json()
+    assert rows[0]["kind"] == "admin" and {"time", "api", "detail"} <= set(rows[0])
+    assert trace.select(kind="fault", api="Produce")[0].time == 0.0
+
+
+def test_run_drives_a_whole_cluster_on_simulated_time() -> None:
+    async def main() -> list[bytes | None]:
+        async with minikafka.open_cluster(seed=3) as cluster:
+            await cluster.create_topic("payments", partitions=3)
+            async with cluster.producer(transactional_id="pay-1") as producer:
+                async with producer.transaction():
+                    await producer.send("payments", b"2500", key=b"TXN5001")
+            async with cluster.consumer(
+                "payments",
+                group_id="ledger",
+                isolation_level="read_committed",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+            ) as consumer:
+                batches = await consumer.getmany(timeout=10.0)
+                await consumer.commit()
+                tp = TopicPartition("payments", 0)
+                assert await consumer.committed(tp) is not None
+                return [r.value for records in batches.values() for r in records]
+
+    assert minikafka.run(main) == [b"2500"]
