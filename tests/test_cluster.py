@@ -197,10 +197,9 @@ async def test_unknown_broker_settings_are_refused_with_a_suggestion(
 async def test_two_live_clients_cannot_share_a_client_id(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    async with minikafka.open_cluster() as cluster:
-        async with cluster.producer(client_id="p"):
-            with pytest.raises(ValueError, match="already connected"):
-                await cluster.producer(client_id="p").start()
+    async with minikafka.open_cluster() as cluster, cluster.producer(client_id="p"):
+        with pytest.raises(ValueError, match="already connected"):
+            await cluster.producer(client_id="p").start()
 
 
 async def test_the_trace_renders_as_a_timeline_and_as_json(
