@@ -225,9 +225,9 @@ def test_run_drives_a_whole_cluster_on_simulated_time() -> None:
     async def main() -> list[bytes | None]:
         async with minikafka.open_cluster(seed=3) as cluster:
             await cluster.create_topic("payments", partitions=3)
-            async with cluster.producer(transactional_id="pay-1") as producer:
-                async with producer.transaction():
-                    await producer.send("payments", b"2500", key=b"TXN5001")
+            producer = cluster.producer(transactional_id="pay-1")
+            async with producer, producer.transaction():
+                await producer.send("payments", b"2500", key=b"TXN5001")
             async with cluster.consumer(
                 "payments",
                 group_id="ledger",
