@@ -35,7 +35,15 @@ from minikafka.core import Broker
 from minikafka.core.messages import ProduceRequest, Request, Response
 from minikafka.sim.faults import Fault, FaultPlan
 
-__all__ = ["BROKER", "ConnectionBroken", "Endpoint", "Network", "RequestTimedOut", "TraceEvent"]
+__all__ = [
+    "BROKER",
+    "ConnectionBroken",
+    "Endpoint",
+    "Network",
+    "RequestTimedOut",
+    "Ticket",
+    "TraceEvent",
+]
 
 BROKER = "broker"
 """The broker's endpoint name."""
@@ -96,6 +104,10 @@ class _Pending:
     done: trio.Event = attrs.Factory(trio.Event)
     response: Response | None = None
     broken: bool = False
+
+
+Ticket = _Pending
+"""What ``Network.send`` returns: the handle to wait on for the answer."""
 
 
 @attrs.define(eq=False)
@@ -194,8 +206,20 @@ class Network:
         answer comes within ``timeout`` seconds. With ``timeout=None`` the caller keeps its own
         clock and calls ``disconnect`` itself, as the producer's sender does.
         """
-        api = request.api_name
         await self.wait_if_paused(client)
+        ticket = self.send(client, request)
+        if ticket is None:
+            return None
+        return await self.wait(ticket, timeout=timeout)
+
+    def send(self, client: str, request: Request) -> Ticket | None:
+        """Put ``request`` on ``client``'s connection now, behind what it sent before.
+
+        Returns the ticket to ``wait`` on, or None for a Produce with acks=0 (no answer
+        comes). Raises ``ConnectionBroken`` if the broker is down. A sender with several
+        requests in flight calls this in order, so the connection keeps them in order.
+        """
+        api = request.api_name
         now = self.now()
         endpoint = self._endpoints.get(client)
         if endpoint is not None and endpoint.crashed:
@@ -232,17 +256,26 @@ class Network:
         if isinstance(request, ProduceRequest) and request.acks == 0:
             self._pending.remove(pending)
             return None  # nobody waits for an answer that never comes
+        return pending
+
+    async def wait(self, ticket: Ticket, *, timeout: float | None) -> Response:
+        """Wait for the answer to a request ``send`` put on the wire (see ``request``)."""
+        pending = ticket
         try:
             with trio.move_on_after(timeout if timeout is not None else float("inf")):
                 await pending.done.wait()
         finally:
             self._pending.remove(pending)
         if pending.broken:
-            raise ConnectionBroken(f"{client}: the connection to the broker broke during {api}")
+            raise ConnectionBroken(
+                f"{pending.client}: the connection to the broker broke during {pending.api}"
+            )
         if pending.response is None:
-            self._note(self.now(), "timeout", client, BROKER, api)
-            self.disconnect(client)
-            raise RequestTimedOut(f"{client}: no answer to {api} within {timeout} s")
+            self._note(self.now(), "timeout", pending.client, BROKER, pending.api)
+            self.disconnect(pending.client)
+            raise RequestTimedOut(
+                f"{pending.client}: no answer to {pending.api} within {timeout} s"
+            )
         return pending.response
 
     # --- the pump -----------------------------------------------------------------------
