@@ -104,6 +104,57 @@ def _show(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace, console: Console) -> int:
+    from minikafka.bench import SUITES, run_clients
+
+    suite = args.suite or "clients"
+    if suite not in SUITES:
+        console.print(f"[red]unknown suite {suite!r}[/]; this version has: {', '.join(SUITES)}")
+        return 2
+    if args.json:
+        result = run_clients(args.records)
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks = {
+            phase: bar.add_task(f"{phase} records", total=args.records)
+            for phase in ("produce", "consume")
+        }
+        result = run_clients(
+            args.records, lambda phase, done: bar.update(tasks[phase], completed=done)
+        )
+    table = Table(title=f"minikafka bench clients: {result.records:,} records of 100 bytes")
+    table.add_column("side")
+    table.add_column("wall seconds", justify="right")
+    table.add_column("records per second", justify="right")
+    table.add_column("requests", justify="right")
+    table.add_row(
+        "produce (idempotent)",
+        f"{result.produce_seconds:.2f}",
+        f"{result.produce_per_second:,.0f}",
+        f"{result.produce_requests:,} Produce",
+    )
+    table.add_row(
+        "consume",
+        f"{result.consume_seconds:.2f}",
+        f"{result.consume_per_second:,.0f}",
+        f"{result.fetch_requests:,} Fetch",
+    )
+    console.print(table)
+    console.print(
+        f"Simulated time used: {result.simulated_seconds:.3f} s. Figures vary with the "
+        "machine; compare them within one run."
+    )
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -158,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--svg", metavar="FILE", help="also save the picture as an SVG file")
     show.add_argument("--json", action="store_true", help="print the state as JSON")
     show.set_defaults(run=_show)
+    bench = commands.add_parser(
+        "bench",
+        help="measure how fast the simulation runs (prints figures, asserts nothing)",
+        description="Run a benchmark suite and print its figures. Suites: clients (a "
+        "producer and a consumer through the simulated network).",
+    )
+    bench.add_argument("suite", nargs="?", help="which suite (default: clients)")
+    bench.add_argument(
+        "--records", type=_positive, default=100_000, metavar="N", help="records to send"
+    )
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -87,3 +87,21 @@ def test_explore_groups_without_generation_fencing(capsys: pytest.CaptureFixture
     assert result["error"].startswith("a commit that should have been refused was accepted")
     assert 1 <= len(result["steps"]) <= 8
     assert any(row["bad"] for row in result["log"]), "the zombie's commit is marked"
+
+
+def test_bench_clients_reports_both_sides_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "clients", "--records", "2000", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["suite"] == "clients" and figures["records"] == 2000
+    assert figures["produce_records_per_second"] > 0 < figures["consume_records_per_second"]
+    assert figures["produce_requests"] >= 1 and figures["fetch_requests"] >= 1
+
+
+def test_bench_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--records", "500"]) == 0
+    assert "records per second" in capsys.readouterr().out
+
+
+def test_bench_unknown_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "everything"]) == 2
+    assert "clients" in capsys.readouterr().out
