@@ -67,7 +67,7 @@ from minikafka.core.messages import (
 )
 from minikafka.core.partitioner import partition_for_key
 from minikafka.core.records import Header, Record, RecordMetadata, TopicPartition
-from minikafka.sim.network import ConnectionBroken, RequestTimedOut
+from minikafka.sim.network import ConnectionBroken, RequestTimedOut, Ticket
 
 if TYPE_CHECKING:
     from minikafka.client.cluster import Cluster
@@ -200,12 +200,10 @@ class Producer(ClientBase):
         for name in ("transaction_timeout", "max_block", "request_timeout"):
             if not settings[name] > 0:
                 raise ProducerSettingsError(f"{name} must be a positive number of seconds")
-        client_id = settings["client_id"] or cluster.client_id("producer")
-        super().__init__(cluster, client_id)
-        self.transactional_id: str | None = transactional_id
-        self.settings = settings
-        self._protocol = ProducerProtocol(
-            client_id=client_id,
+        # The protocol checks the remaining settings; only a producer that passes takes a
+        # default name, so a refused one leaves the next one named producer-1, producer-2 ...
+        protocol = ProducerProtocol(
+            client_id=settings["client_id"] or "producer",
             acks=settings["acks"],
             enable_idempotence=settings["enable_idempotence"],
             max_in_flight_requests_per_connection=settings["max_in_flight_requests_per_connection"],
@@ -217,6 +215,12 @@ class Producer(ClientBase):
             retry_backoff=settings["retry_backoff"],
             transactional=transactional_id is not None,
         )
+        client_id = settings["client_id"] or cluster.client_id("producer")
+        protocol.client_id = client_id
+        super().__init__(cluster, client_id)
+        self.transactional_id: str | None = transactional_id
+        self.settings = settings
+        self._protocol = protocol
         self._request_timeout: float = settings["request_timeout"]
         self._backoff: float = settings["retry_backoff"]
         self._max_block: float = settings["max_block"]
@@ -709,6 +713,7 @@ class Producer(ClientBase):
         finally:
             self._adding = False
             self._wake()
+            self._progress.set()  # ``_to_add`` changed: a flush waiting on it checks again
 
     def _abort_pending(
         self, partitions: tuple[TopicPartition, ...], code: ErrorCode, message: str
@@ -719,7 +724,7 @@ class Producer(ClientBase):
         if self._protocol.abortable_error is None:
             self._protocol.abortable_error = (code, message)
         self._to_add.difference_update(partitions)
-        self._protocol.abort_unsent(f"AddPartitionsToTxn failed: {message}")
+        self._protocol.abort_unsent(f"AddPartitionsToTxn failed: {message}", error=code)
         self._deliver_reports()
 
     # --- internals: the sender --------------------------------------------------------------
@@ -730,6 +735,9 @@ class Producer(ClientBase):
     async def _sender(self, nursery: trio.Nursery) -> None:
         """Turn the protocol's decisions into requests, forever (until close or crash)."""
         while True:
+            # A fresh event before the work, not after it: no wake-up is lost in between.
+            self._wakeup = trio.Event()
+            await self._network.wait_if_paused(self.client_id)  # a paused process sends nothing
             now = self._network.now()
             if now < self._backoff_until:
                 await trio.sleep_until(self._network.at(self._backoff_until))
@@ -743,31 +751,40 @@ class Producer(ClientBase):
                 self._seen_generation = self._protocol.connection_generation
                 self._network.disconnect(self.client_id)
             for request in outgoing:
-                nursery.start_soon(self._send_request, request)
+                # Put on the wire here, in the protocol's order, and only then wait for the
+                # answer in a task of its own: tasks started together run in an order trio
+                # chooses, and the broker would see sequence numbers out of order.
+                try:
+                    ticket = self._network.send(self.client_id, request.request)
+                except ConnectionBroken:
+                    self._request_failed(request)
+                    continue
+                if ticket is not None:  # None: acks=0, no answer comes
+                    nursery.start_soon(self._await_response, request, ticket)
             self._deliver_reports()
             deadline = self._protocol.next_deadline()
-            self._wakeup = trio.Event()
             when = self._network.at(deadline) if deadline is not None else float("inf")
             with trio.move_on_at(when):
                 await self._wakeup.wait()
 
-    async def _send_request(self, outgoing: OutgoingRequest) -> None:
-        await self._network.wait_if_paused(self.client_id)
+    async def _await_response(self, outgoing: OutgoingRequest, ticket: Ticket) -> None:
+        """Hand the answer to a request the sender sent (or its failure) to the protocol."""
         try:
-            response = await self._network.request(self.client_id, outgoing.request, timeout=None)
+            response = await self._network.wait(ticket, timeout=None)
         except (RequestTimedOut, ConnectionBroken):
-            now = self._network.now()
-            if self._protocol.is_in_flight(outgoing.correlation_id):
-                self._protocol.on_disconnect(now=now)
-                self._seen_generation = self._protocol.connection_generation
-                self._backoff_until = now + self._backoff
+            self._request_failed(outgoing)
         else:
-            if response is not None:
-                self._protocol.on_response(
-                    outgoing.correlation_id, response, now=self._network.now()
-                )
+            self._protocol.on_response(outgoing.correlation_id, response, now=self._network.now())
         self._deliver_reports()
         self._wake()
+
+    def _request_failed(self, outgoing: OutgoingRequest) -> None:
+        """The connection broke under a request: everything in flight on it failed."""
+        now = self._network.now()
+        if self._protocol.is_in_flight(outgoing.correlation_id):
+            self._protocol.on_disconnect(now=now)
+            self._seen_generation = self._protocol.connection_generation
+            self._backoff_until = now + self._backoff
 
     def _deliver_reports(self) -> None:
         reports = self._protocol.take_reports()

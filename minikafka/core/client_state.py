@@ -173,10 +173,17 @@ class ProducerProtocol:
         if acks_wire is None:
             raise ProducerSettingsError(f'acks must be 0, 1 or "all", not {acks!r}')
         if enable_idempotence and acks_wire != ACKS_ALL:
+            # A transactional producer cannot drop idempotence, so that advice would go round
+            # in a circle: tell it the one way out.
+            way_out = (
+                'Set acks="all" (or leave it out).'
+                if transactional
+                else 'Set acks="all" or enable_idempotence=False.'
+            )
             raise ProducerSettingsError(
-                f'an idempotent producer needs acks="all" (got acks={acks!r}): the broker can '
-                'only deduplicate retries of writes it acknowledged. Set acks="all" or '
-                "enable_idempotence=False."
+                f"an {'transactional' if transactional else 'idempotent'} producer needs "
+                f'acks="all" (got acks={acks!r}): the broker can only deduplicate retries of '
+                f"writes it acknowledged. {way_out}"
             )
         if not max_in_flight_requests_per_connection >= 1:
             raise ProducerSettingsError("max_in_flight_requests_per_connection must be at least 1")
@@ -281,11 +288,14 @@ class ProducerProtocol:
         self.reinit_needed = False
         self._resequence_all()
 
-    def abort_unsent(self, message: str) -> None:
-        """Fail every batch not yet sent (an abort drops them); retries still go out."""
+    def abort_unsent(
+        self, message: str, *, error: ErrorCode = ErrorCode.UNKNOWN_SERVER_ERROR
+    ) -> None:
+        """Fail every batch not yet sent with ``error`` (an abort drops them, and so does a
+        failed AddPartitionsToTxn, whose error the records carry); retries still go out."""
         for queue in self._queues.values():
             for batch in list(queue.unsent):
-                self._fail(batch, ErrorCode.UNKNOWN_SERVER_ERROR, message)
+                self._fail(batch, error, message)
 
     def clear_abortable_error(self) -> None:
         """The transaction was aborted: the next one starts clean."""
@@ -552,6 +562,11 @@ class ProducerProtocol:
             self._reports.append(DeliveryReport(handle, batch.tp, metadata))
 
     def _fail(self, batch: _Batch, error: ErrorCode, message: str) -> None:
+        if self.transactional and self.abortable_error is None:
+            # Any record of a transaction that fails, sent or not (one that expired while its
+            # partition was being added), makes the transaction abort-only, as in Kafka: a
+            # commit must never leave out a record the application sent in it.
+            self.abortable_error = (error, message)
         if (
             batch.sent is not None
             and self.enable_idempotence
@@ -561,8 +576,6 @@ class ProducerProtocol:
             # batches behind it (as Kafka does) the producer starts a new epoch.
             if self.transactional:
                 self.reinit_needed = True
-                if self.abortable_error is None:
-                    self.abortable_error = (error, message)
             else:
                 self._epoch_bump_needed = True
         self._remove(batch)
