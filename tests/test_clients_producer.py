@@ -419,6 +419,8 @@ async def test_bad_settings_are_refused_with_a_hint(
             cluster.producer(enable_idempotence=False, transactional_id="t")
         with pytest.raises(ConfigError, match="acks must be 0, 1 or"):
             cluster.producer(acks=2)
+        with pytest.raises(ConfigError, match=r"linger \+ request_timeout"):
+            cluster.producer(delivery_timeout=10.0)  # below request_timeout's default 30 s
         # The refused producers took no client id: the next one is still producer-1.
         async with cluster.producer() as producer:
             assert producer.client_id == "producer-1"
@@ -671,7 +673,9 @@ async def test_a_record_that_expires_before_its_partition_is_added_makes_the_com
     plan = FaultPlan([Fault.broker_crash(at=1.0, down_for=10.0)])
     async with minikafka.open_cluster(seed=10, faults=plan) as cluster:
         await cluster.create_topic(TOPIC, partitions=3)
-        async with cluster.producer(transactional_id="t", delivery_timeout=5.0) as producer:
+        async with cluster.producer(
+            transactional_id="t", delivery_timeout=5.0, request_timeout=5.0
+        ) as producer:
             producer.begin_transaction()
             await producer.send_and_wait(TOPIC, b"first", partition=0)
             await trio.sleep(1.5)  # the broker is down now

@@ -21,7 +21,9 @@ async def workload(seed: int, plan: FaultPlan) -> tuple[str, list[str]]:
 
         async def produce() -> None:
             try:
-                async with cluster.producer(delivery_timeout=20.0) as producer:
+                async with cluster.producer(
+                    delivery_timeout=20.0, request_timeout=10.0
+                ) as producer:
                     handles = [
                         await producer.send("payments", b"%d" % i, key=b"k%d" % (i % 7))
                         for i in range(20)

@@ -200,6 +200,18 @@ class Producer(ClientBase):
         for name in ("transaction_timeout", "max_block", "request_timeout"):
             if not settings[name] > 0:
                 raise ProducerSettingsError(f"{name} must be a positive number of seconds")
+        delivery, linger = settings["delivery_timeout"], settings["linger"]
+        if (
+            "delivery_timeout" in config
+            and delivery is not None
+            and isinstance(linger, int | float)
+            and delivery < linger + settings["request_timeout"]
+        ):
+            raise ProducerSettingsError(
+                f"delivery_timeout ({delivery}s) must be at least linger + request_timeout "
+                f"({linger}s + {settings['request_timeout']}s), as in Kafka: a record must be "
+                "allowed one full request. Raise delivery_timeout or lower request_timeout"
+            )
         # The protocol checks the remaining settings; only a producer that passes takes a
         # default name, so a refused one leaves the next one named producer-1, producer-2 ...
         protocol = ProducerProtocol(
