@@ -5,14 +5,24 @@ helper (``visible_records``). This module adds the I/O and Kafka's consumer timi
 
 - Heartbeats run in the background every ``heartbeat_interval``. An answer that means
   "rejoin" is remembered; the join itself happens inside the next poll, as in Kafka, so a
-  consumer busy between polls delays the rebalance (up to ``max_poll_interval``).
+  consumer busy between polls delays the rebalance (up to ``max_poll_interval``). Until that
+  poll the consumer keeps its partitions and its generation: ``assignment()``, ``position()``
+  and ``commit()`` work on them, and the group accepts the commit.
 - Before it rejoins, the consumer commits what it consumed (when auto-commit is on) and calls
   ``on_partitions_revoked``; after the join it calls ``on_partitions_assigned``.
+- A poll waits no longer than its timeout, a join included (``poll(Duration)``, KIP-266): the
+  JoinGroup (and the SyncGroup its answer leads to) stays out across polls, and the poll that
+  finds the answer takes it.
 - A partition's first position is its committed offset (asked with ``require_stable``, so a
   transaction still open on it makes the consumer wait), else ``auto_offset_reset``.
 - Auto-commit (``enable_auto_commit``, default on) commits, inside a poll, the positions of
   the records that earlier polls returned, once ``auto_commit_interval`` has passed; and on
-  close and before a rebalance. That is exactly where Kafka's loses or repeats records.
+  close and before a rebalance. That is exactly where Kafka's loses or repeats records. The
+  poll does not wait for the answer, but its OffsetCommit is on the wire before it returns.
+- ``commit()`` of a member the group evicted raises ``CommitFailedError``; it never commits
+  nothing, silently.
+- ``close()`` ends calls in progress in other tasks, and runs even in a cancelled task
+  (shielded, for at most ``request_timeout``), so that the member always leaves.
 - A fetch that finds nothing waits ``fetch_max_wait`` before the next one (the broker's long
   poll, seen from the client).
 - A consumer that does not poll within ``max_poll_interval`` leaves the group from its
@@ -30,6 +40,7 @@ import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+import attrs
 import trio
 
 from minikafka.client.base import ClientBase, check_settings
@@ -68,6 +79,7 @@ from minikafka.core.messages import (
     OffsetFetchRequest,
     OffsetFetchResponse,
     Request,
+    Response,
     SyncGroupResponse,
 )
 from minikafka.core.records import ConsumerRecord, TopicPartition
@@ -117,6 +129,10 @@ _MEMBERSHIP = frozenset(
         ErrorCode.FENCED_INSTANCE_ID,
     }
 )
+_SUBSCRIBE_NEEDS_GROUP = (
+    "subscribe() needs a group_id (the group hands out the partitions); use "
+    "assign([...]) to read chosen partitions without a group"
+)
 JOIN_GROUP_TIMEOUT_LAPSE_S = 5.0
 """Kafka waits this much longer than the rebalance timeout for a JoinGroup answer."""
 
@@ -144,6 +160,18 @@ def _setting_choice(name: str, value: Any, choices: Iterable[str]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
 
 
+@attrs.define(eq=False)
+class _GroupCall:
+    """A JoinGroup or SyncGroup that is out, and its answer once it came (None: it failed)."""
+
+    member: GroupMemberProtocol
+    request: Request
+    counts: dict[str, int]
+    """Partitions per subscribed topic when the JoinGroup went out (the leader assigns them)."""
+    done: trio.Event = attrs.Factory(trio.Event)
+    response: Response | None = None
+
+
 class Consumer(ClientBase):
     """An aiokafka-style consumer on the simulated cluster (create it with
     ``cluster.consumer(*topics, **config)``; settings and defaults in ``CONSUMER_DEFAULTS``)."""
@@ -166,6 +194,10 @@ class Consumer(ClientBase):
             _setting_choice("partition_assignment_strategy", name, ASSIGNORS)
         settings["partition_assignment_strategy"] = tuple(strategies)
         group_id = settings["group_id"]
+        if group_id is None and topics:
+            # Here, not in start(): a client that fails half-way through starting stays
+            # connected, and nobody closes it.
+            raise IllegalStateError(_SUBSCRIBE_NEEDS_GROUP)
         if group_id is None and config.get("enable_auto_commit"):
             raise ConfigError(
                 "enable_auto_commit=True needs a group_id: offsets are committed for a group"
@@ -213,6 +245,9 @@ class Consumer(ClientBase):
         self._next_auto_commit = 0.0
         self._partition_counts: dict[str, int] = {}
         self._initial_topics = tuple(topics)
+        self._closing = False
+        self._group_call: _GroupCall | None = None
+        self._group_retry_at = 0.0
 
     # --- life ---------------------------------------------------------------------------
 
@@ -234,13 +269,31 @@ class Consumer(ClientBase):
         await self.close()
 
     async def close(self) -> None:
-        """Commit what was consumed (with auto-commit), leave the group, and disconnect."""
-        if self.closed:
+        """Commit what was consumed (with auto-commit), leave the group, and disconnect.
+
+        Calls in progress in other tasks (a ``getmany`` in a polling loop) end at once with
+        ``IllegalStateError``: a closing consumer must not rejoin the group after it left, or
+        the group would wait a whole session timeout for the member that never comes.
+
+        A close in a cancelled task (an ``async with`` block whose task trio cancels) still
+        runs, shielded, for at most ``request_timeout`` (Kafka's close timeout), and the
+        consumer is disconnected in any case: else its heartbeat would keep a member that
+        reads nothing in the group, for ever.
+        """
+        if self.closed or self._closing:
             return
+        self._check_running()
+        for scope in list(self._calls):
+            scope.cancel()
         try:
-            with self._guard():
-                if self.settings["enable_auto_commit"] and self._owned():
-                    await self._commit_quietly(self._consumed())
+            shielded = trio.CancelScope(
+                shield=True, deadline=trio.current_time() + self._request_timeout
+            )
+            with shielded, self._guard():
+                self._closing = True
+                consumed = self._committable()
+                if self.settings["enable_auto_commit"] and consumed:
+                    await self._commit_quietly(consumed)
                 member = self._member
                 if member is not None:
                     leave = member.leave_request()
@@ -248,12 +301,18 @@ class Consumer(ClientBase):
                         await self._request_once(leave, timeout=self._request_timeout)
         except (KafkaError, RequestTimedOut, ConnectionBroken):
             pass  # closing anyway; the group will time the member out
-        if not self.closed:
-            self._network.note("close", self.client_id)
-            self._disconnect(crashed=False)
+        finally:
+            if not self.closed:
+                self._network.note("close", self.client_id)
+                self._disconnect(crashed=False)
 
     def _start_background(self, nursery: trio.Nursery) -> None:
         nursery.start_soon(self._heartbeat_loop)
+
+    def _check_running(self) -> None:
+        super()._check_running()
+        if self._closing:
+            raise IllegalStateError(f"{self.client_id} is closed; create a new client")
 
     # --- what to read -------------------------------------------------------------------
 
@@ -268,10 +327,7 @@ class Consumer(ClientBase):
         if not topics:
             raise ValueError("subscribe needs at least one topic")
         if self.group_id is None:
-            raise IllegalStateError(
-                "subscribe() needs a group_id (the group hands out the partitions); use "
-                "assign([...]) to read chosen partitions without a group"
-            )
+            raise IllegalStateError(_SUBSCRIBE_NEEDS_GROUP)
         if self._manual is not None:
             raise IllegalStateError(
                 "this consumer reads assigned partitions; subscribe() and assign() do not mix"
@@ -347,20 +403,20 @@ class Consumer(ClientBase):
             while True:
                 await self._network.wait_if_paused(self.client_id)
                 self._last_poll = self._network.now()
-                await self._poll_housekeeping()
-                records = self._take(limit, partitions)
-                if records:
-                    self._network.note(
-                        "poll",
-                        self.client_id,
-                        ", ".join(
-                            f"{tp}:{rs[0].offset}-{rs[-1].offset}" for tp, rs in records.items()
-                        ),
-                    )
-                    return records
-                fetched = await self._fetch(partitions)
-                if fetched:
-                    continue
+                if await self._poll_housekeeping(deadline):
+                    records = self._take(limit, partitions)
+                    if records:
+                        self._network.note(
+                            "poll",
+                            self.client_id,
+                            ", ".join(
+                                f"{tp}:{rs[0].offset}-{rs[-1].offset}" for tp, rs in records.items()
+                            ),
+                        )
+                        return records
+                    fetched = await self._fetch(partitions)
+                    if fetched:
+                        continue
                 now = self._network.now()
                 if now >= deadline:
                     return {}
@@ -413,7 +469,7 @@ class Consumer(ClientBase):
         with self._guard():
             self._require_group("commit()")
             if offsets is None:
-                chosen = self._consumed()
+                chosen = self._committable()
             else:
                 chosen = {}
                 for tp, offset in offsets.items():
@@ -457,6 +513,15 @@ class Consumer(ClientBase):
         owned = set(self._owned())
         return {tp: offset for tp, offset in sorted(self._positions.items()) if tp in owned}
 
+    def _committable(self) -> dict[TopicPartition, int]:
+        """What ``commit()`` commits: the positions of the partitions the consumer still holds,
+        including those it gives up in the next poll (a heartbeat said "rebalance", or that
+        the member is gone). Kafka revokes them only inside that poll: until then a commit of
+        them goes out with the generation the member had, and the group accepts it, or refuses
+        it (CommitFailedError) if the member was evicted. Never nothing, silently."""
+        held = set(self._owned()) | self._to_revoke
+        return {tp: offset for tp, offset in sorted(self._positions.items()) if tp in held}
+
     def _drop(self, tp: TopicPartition) -> None:
         self._positions.pop(tp, None)
         self._buffers.pop(tp, None)
@@ -464,23 +529,46 @@ class Consumer(ClientBase):
 
     # --- internals: one poll ----------------------------------------------------------------
 
-    async def _poll_housekeeping(self) -> None:
-        """What a Kafka poll does before it fetches: auto-commit, rebalance, positions."""
+    async def _poll_housekeeping(self, deadline: float) -> bool:
+        """What a Kafka poll does before it fetches: auto-commit, rebalance, positions.
+
+        True when the consumer is ready to fetch. False when the poll's ``deadline`` came
+        first (Kafka's ``poll(Duration)``, KIP-266): a group request still out stays out, and
+        a later poll takes its answer; an OffsetFetch or ListOffsets is simply asked again.
+        """
+        self._check_running()  # a close() in another task may have begun meanwhile
         now = self._network.now()
         if self.settings["enable_auto_commit"] and now >= self._next_auto_commit:
             self._next_auto_commit = now + self.settings["auto_commit_interval"]
             consumed = self._consumed()
             if consumed:
-                self._start_commit_in_background(consumed)
-        if self._member is not None:
-            await self._ensure_group()
+                await self._start_commit_in_background(consumed)
+        if self._member is not None and not await self._ensure_group(deadline):
+            return False
         missing = [tp for tp in self._owned() if tp not in self._positions]
         if missing:
-            await self._initialise_positions(missing)
+            with trio.move_on_at(self._network.at(deadline)):
+                await self._initialise_positions(missing)
+            return all(tp in self._positions for tp in missing)
+        return True
 
-    def _start_commit_in_background(self, offsets: dict[TopicPartition, int]) -> None:
+    async def _start_commit_in_background(self, offsets: dict[TopicPartition, int]) -> None:
+        """Start an asynchronous commit whose request is sent before this returns.
+
+        Kafka's auto-commit does not wait for its answer, but the poll puts the OffsetCommit on
+        the coordinator's connection before it returns: whatever the application sends next
+        (a ``committed()``, a close) comes after it, and a crash right after the poll does not
+        undo it. ``nursery.start`` gives that order: the task runs until its first checkpoint,
+        which is after the network queued the request, before this call resumes.
+        """
         assert self._nursery is not None
-        self._nursery.start_soon(self._commit_quietly, offsets)
+        await self._nursery.start(self._commit_in_background, offsets)
+
+    async def _commit_in_background(
+        self, offsets: dict[TopicPartition, int], task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await self._commit_quietly(offsets)
 
     async def _commit_quietly(self, offsets: dict[TopicPartition, int]) -> None:
         """An asynchronous auto-commit: a failure is written to the trace, not raised."""
@@ -498,8 +586,10 @@ class Consumer(ClientBase):
             if member is not None and member.generation_id < 0:
                 # Kafka's client sends no commit outside a stable generation.
                 raise CommitFailedError(
-                    f"cannot commit {shown}: this consumer is not in a generation of group "
-                    f"{group!r} now (it is rejoining); poll again, then commit",
+                    f"cannot commit {shown}: this consumer is not a member of a generation of "
+                    f"group {group!r} now (the group evicted it, or it is rejoining), so its "
+                    "partitions may belong to someone else. It rejoins on the next poll; the "
+                    "records since the last commit will be read again",
                     code=ErrorCode.REBALANCE_IN_PROGRESS,
                 )
             if member is not None:
@@ -558,47 +648,66 @@ class Consumer(ClientBase):
             self._revoke_commits = member.generation_id >= 0
             self._to_revoke |= gone
 
-    async def _ensure_group(self) -> None:
-        """Join (or rejoin) until the member is stable, running the listener around it."""
+    async def _ensure_group(self, deadline: float) -> bool:
+        """Join (or rejoin) until the member is stable, running the listener around it.
+
+        False if ``deadline`` (simulated seconds) passed first. A JoinGroup or SyncGroup goes
+        out from a background task and stays out across polls, as Kafka's join future does;
+        each answer is taken inside a poll, which sends the next request.
+        """
         member = self._member
         assert member is not None
         if (
             member.state is MemberState.STABLE
             and self._pending_group is None
+            and self._group_call is None
             and not member.rejoin_needed
         ):
-            return
-        before = set(member.assignment)
-        if member.state is MemberState.STABLE and self._pending_group is None:
-            self._pending_group = member.join_request()
-            self._after_membership_change(before, None)
-        await self._revoke()
-        deadline_lapse = max(
-            self._request_timeout, self.settings["max_poll_interval"] + JOIN_GROUP_TIMEOUT_LAPSE_S
-        )
-        counts: dict[str, int] = {}
-        while True:
-            request = self._pending_group
-            self._pending_group = None
-            if request is None:
-                if member.state is MemberState.STABLE and not member.rejoin_needed:
-                    break
-                before = set(member.assignment)
-                request = member.join_request()
+            return True
+        if self._group_call is None:
+            before = set(member.assignment)
+            if member.state is MemberState.STABLE and self._pending_group is None:
+                await self._commit_before_rejoin()
+                self._pending_group = member.join_request()
                 self._after_membership_change(before, None)
-                await self._revoke()
-            if isinstance(request, JoinGroupRequest):
-                counts = await self._topic_partitions(member.topics)
-            try:
-                response = await self._request_once(request, timeout=deadline_lapse)
-            except (RequestTimedOut, ConnectionBroken):
+            await self._revoke()
+        while True:
+            call = self._group_call
+            if call is None:
+                if self._network.now() < self._group_retry_at:
+                    with trio.move_on_at(self._network.at(deadline)):
+                        await trio.sleep_until(self._network.at(self._group_retry_at))
+                    if self._network.now() < self._group_retry_at:
+                        return False
+                request = self._pending_group
+                self._pending_group = None
+                if request is None:
+                    if member.state is MemberState.STABLE and not member.rejoin_needed:
+                        break
+                    if member.state is MemberState.STABLE:
+                        await self._commit_before_rejoin()
+                    before = set(member.assignment)
+                    request = member.join_request()
+                    self._after_membership_change(before, None)
+                    await self._revoke()
+                counts: dict[str, int] = {}
+                if isinstance(request, JoinGroupRequest):
+                    counts = await self._topic_partitions(member.topics)
+                call = await self._send_group_request(request, counts)
+            with trio.move_on_at(self._network.at(deadline)):
+                await call.done.wait()
+            if not call.done.is_set():
+                return False  # the answer is still to come; a later poll takes it
+            self._group_call = None
+            response = call.response
+            if response is None:  # timed out, or the connection broke
                 member.on_request_failed()
-                await trio.sleep(self._backoff)
+                self._group_retry_at = self._network.now() + self._backoff
                 continue
             before = set(member.assignment)
             following: Request | None
-            if isinstance(response, JoinGroupResponse):
-                following = member.on_join_response(response, counts)
+            if isinstance(response, JoinGroupResponse):  # an error (a success was chained)
+                following = member.on_join_response(response, call.counts)
             else:
                 assert isinstance(response, SyncGroupResponse)
                 following = member.on_sync_response(response)
@@ -608,7 +717,8 @@ class Consumer(ClientBase):
                 self._revoke_commits = False
                 await self._revoke()
             if following is None and member.state is not MemberState.STABLE:
-                await trio.sleep(self._backoff)  # an error: wait, then join again
+                # An error: wait, then join again.
+                self._group_retry_at = self._network.now() + self._backoff
             self._pending_group = following
             if member.state is MemberState.STABLE and following is None:
                 break
@@ -620,6 +730,62 @@ class Consumer(ClientBase):
             + (", ".join(map(str, member.assignment)) or "nothing"),
         )
         await _call(self._listener, "on_partitions_assigned", assigned)
+        return True
+
+    async def _commit_before_rejoin(self) -> None:
+        """Kafka's ``onJoinPrepare``: with auto-commit, commit what was consumed before the
+        member rejoins. An eager member gives up everything in the join, and ``_revoke``
+        commits it; a cooperative one keeps its partitions into the join, and those the new
+        assignment takes away go to their new owner without another commit, so commit here."""
+        member = self._member
+        assert member is not None
+        if not (self.settings["enable_auto_commit"] and member.cooperative):
+            return
+        consumed = self._consumed()
+        if consumed and member.generation_id >= 0:
+            await self._commit_quietly(consumed)
+
+    async def _send_group_request(self, request: Request, counts: dict[str, int]) -> _GroupCall:
+        """Send a JoinGroup or SyncGroup from a background task (a JoinGroup that succeeds is
+        followed by its SyncGroup there); the poll waits for the last answer as long as it
+        may, and a later poll as long as it may after that."""
+        assert self._member is not None
+        call = _GroupCall(self._member, request, counts)
+        self._group_call = call
+        assert self._nursery is not None
+        await self._nursery.start(self._group_request_task, call)
+        return call
+
+    async def _group_request_task(
+        self, call: _GroupCall, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        # The coordinator holds a JoinGroup until the rebalance completes, up to the
+        # rebalance timeout (max_poll_interval): Kafka waits that long and a little more.
+        timeout = max(
+            self._request_timeout, self.settings["max_poll_interval"] + JOIN_GROUP_TIMEOUT_LAPSE_S
+        )
+        request = call.request
+        try:
+            while True:
+                response = await self._request_once(request, timeout=timeout)
+                if (
+                    isinstance(response, JoinGroupResponse)
+                    and response.error_code is ErrorCode.NONE
+                    and call.member is self._member
+                ):
+                    # Kafka sends the SyncGroup from the JoinGroup answer's handler, whether or
+                    # not the application is polling; a success changes no partitions.
+                    following = call.member.on_join_response(response, call.counts)
+                    if following is not None:
+                        request = following
+                        continue
+                call.response = response
+                return
+        except (RequestTimedOut, ConnectionBroken):
+            call.response = None
+        finally:
+            call.done.set()
 
     async def _revoke(self) -> None:
         """Give up partitions: commit them first (auto-commit), then tell the listener."""
@@ -845,8 +1011,16 @@ class Consumer(ClientBase):
                 continue
             if member is not self._member or member.generation_id != request.generation_id:
                 continue  # the member moved on while the heartbeat was out
-            before = set(member.assignment)
             assert isinstance(response, HeartbeatResponse)
+            if (
+                response.error_code is ErrorCode.REBALANCE_IN_PROGRESS
+                and member.state is MemberState.STABLE
+            ):
+                # Kafka only asks for a rejoin here: the next poll revokes and joins, and until
+                # then the consumer holds its partitions (assignment, position, commit).
+                member.request_rejoin(response.error_code)
+                continue
+            before = set(member.assignment)
             again = member.on_heartbeat_response(response)
             if again is not None or before - set(member.assignment):
                 self._after_membership_change(before, again)

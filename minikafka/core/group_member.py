@@ -247,6 +247,14 @@ class GroupMemberProtocol:
             return None
         return self._on_error(response.error_code)
 
+    def request_rejoin(self, reason: ErrorCode) -> None:
+        """Remember that the member must rejoin, and give up nothing yet (Kafka's
+        ``requestRejoin``): the caller sends ``join_request()`` when it is ready to, as a
+        consumer does inside its next poll. Until then the member keeps its generation and its
+        partitions, so a commit of them still counts."""
+        self.errors.append(reason)
+        self.rejoin_needed = True
+
     def on_commit_response(self, response: OffsetCommitResponse) -> JoinGroupRequest | None:
         """A refused commit can mean the member lost its place: then it rejoins."""
         for partition in response.partitions:
