@@ -685,3 +685,22 @@ async def test_a_record_that_expires_before_its_partition_is_added_makes_the_com
             assert handle.exception() is not None
             await producer.abort_transaction()
         assert await committed_values(cluster) == []
+
+
+async def test_a_close_in_a_cancelled_task_still_aborts_and_disconnects(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=1) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        with trio.move_on_after(1.0):
+            async with cluster.producer(transactional_id="tx") as producer:
+                producer.begin_transaction()
+                await producer.send_and_wait(TOPIC, b"x", partition=0)
+                await trio.sleep(10)
+        assert producer.closed
+        again = cluster.producer(client_id=producer.client_id, transactional_id="tx")
+        async with again, again.transaction():
+            await again.send(TOPIC, b"y", partition=0)
+        assert await committed_values(cluster) == [b"y"]
+        details = [e.detail for e in cluster.trace.select(kind="txn", source=producer.client_id)]
+        assert details[details.index("abort") + 1].startswith("producer id")  # then the new one

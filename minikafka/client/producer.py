@@ -37,6 +37,7 @@ from minikafka.client.errors import (
     ClientCrashed,
     IllegalStateError,
     KafkaError,
+    KafkaTimeoutError,
     ProducerFencedError,
     UnknownTopicOrPartitionError,
     error_for,
@@ -271,23 +272,39 @@ class Producer(ClientBase):
         await self.close()
 
     async def close(self) -> None:
-        """Deliver what is queued, abort an open transaction, and disconnect."""
+        """Deliver what is queued, abort an open transaction, and disconnect.
+
+        A close in a cancelled task (an ``async with`` block whose task trio cancels) still
+        runs, shielded, for at most ``delivery_timeout`` plus one ``request_timeout``, and the
+        producer is disconnected in any case. Records still unacknowledged then fail.
+        """
         if self.closed:
             return
+        limit = (self.settings["delivery_timeout"] or self._request_timeout) + self._request_timeout
         try:
-            with self._guard():
+            shielded = trio.CancelScope(shield=True, deadline=trio.current_time() + limit)
+            with shielded, self._guard():
                 if self.transaction_state in (
                     TransactionState.IN_TRANSACTION,
                     TransactionState.ABORTABLE_ERROR,
+                    TransactionState.ABORTING_TRANSACTION,
                 ):
                     await self.abort_transaction()
                 elif self._fatal is None:
                     await self._wait_for_deliveries()
-        except (KafkaError, ClientCrashed):
+        except (KafkaError, ClientCrashed, IllegalStateError):
             pass  # closing anyway; the error was (or will be) raised where it happened
-        if not self.closed:
-            self._network.note("close", self.client_id)
-            self._disconnect(crashed=False)
+        finally:
+            if not self.closed:
+                self._network.note("close", self.client_id)
+                self._disconnect(crashed=False)
+                error = KafkaTimeoutError(
+                    f"{self.client_id} closed before the record was acknowledged"
+                )
+                for handle in self._handles.values():
+                    handle._resolve(None, error)
+                self._handles.clear()
+                self._progress.set()
 
     def _on_crash(self) -> None:
         error = ClientCrashed(f"{self.client_id} crashed before the record was acknowledged")
@@ -624,8 +641,6 @@ class Producer(ClientBase):
                     return response
                 reason = f"the coordinator answered {retriable[0].name}"
             if self._network.now() + self._backoff > deadline:
-                from minikafka.client.errors import KafkaTimeoutError
-
                 raise KafkaTimeoutError(
                     f"{self.client_id}: no usable answer within max_block={self._max_block}s "
                     f"({reason})"
