@@ -1050,3 +1050,26 @@ async def test_a_consumer_block_cancelled_by_its_task_still_closes_and_leaves_th
     assert [r for r in survivor_poller.seen if r.partition == theirs.partition] == []
     assert len(cluster.trace.select(kind="send", api="LeaveGroup", source="consumer-2")) == 1
     assert taken_all <= HEARTBEAT + 1.0
+
+
+async def test_getone_waits_out_pending_transactional_offsets_however_long_they_take(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=4) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        await produce(cluster, 3)
+        producer = cluster.producer(transactional_id="t", transaction_timeout=300.0)
+        async with producer:
+            producer.begin_transaction()
+            await producer.send_offsets_to_transaction({tp(): 2}, "g")
+
+            async def commit_later() -> None:
+                await trio.sleep(90.0)  # longer than the consumer's default_api_timeout (60 s)
+                await producer.commit_transaction()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(commit_later)
+                async with group_consumer(cluster) as consumer:
+                    record = await consumer.getone()
+            assert record.offset == 2  # from the offset the transaction committed
+            assert trio.current_time() >= 90.0

@@ -547,7 +547,12 @@ class Consumer(ClientBase):
             return False
         missing = [tp for tp in self._owned() if tp not in self._positions]
         if missing:
-            with trio.move_on_at(self._network.at(deadline)):
+            # A poll without a timeout (getone) keeps asking, as Kafka's poll does, while
+            # pending transactional offsets hold the OffsetFetch back.
+            with (
+                trio.move_on_at(self._network.at(deadline)),
+                contextlib.suppress(KafkaTimeoutError),
+            ):
                 await self._initialise_positions(missing)
             return all(tp in self._positions for tp in missing)
         return True
