@@ -244,3 +244,125 @@ def test_run_drives_a_whole_cluster_on_simulated_time() -> None:
                 return [r.value for records in batches.values() for r in records]
 
     assert minikafka.run(main) == [b"2500"]
+
+
+async def test_a_cluster_opened_late_in_a_run_still_moves_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The network's time 0 is not trio's: waits near a deadline must not spin at one instant.
+    await trio.sleep(1000.3)
+    plan = FaultPlan([Fault.pause(client="producer-1", at=0.2, seconds=0.7)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer(linger=0.3) as producer:
+            for value in (b"a", b"b", b"c"):
+                await producer.send_and_wait("t", value)
+                await trio.sleep(0.1)
+        assert cluster.broker.log("t", 0).log_end_offset == 3
+
+
+async def test_requests_on_their_way_when_the_broker_crashes_are_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan(
+        [Fault.delay(api="Produce", nth=1, seconds=5.0), Fault.broker_crash(at=1.0, down_for=1.0)]
+    )
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer(enable_idempotence=False, acks=1) as producer:
+            await producer.send_and_wait("t", b"once")
+        await trio.sleep(10.0)  # past the time the delayed copy arrives
+        assert cluster.broker.log("t", 0).log_end_offset == 1  # the stale copy never lands
+        (lost,) = cluster.trace.select(kind="lost", api="Produce")
+        assert lost.time == 5.0 and lost.detail == "the broker crashed"
+
+
+async def test_overlapping_broker_crashes_keep_the_broker_down_until_the_later_recovery(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan(
+        [Fault.broker_crash(at=1.0, down_for=5.0), Fault.broker_crash(at=2.0, down_for=0.5)]
+    )
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await trio.sleep(10.0)
+        trace = cluster.trace
+    assert [e.time for e in trace.select(kind="crash")] == [1.0]
+    assert [e.time for e in trace.select(kind="recover")] == [6.0]
+    assert "already down" in trace.select(kind="fault")[0].detail
+
+
+async def test_a_crash_after_an_api_fires_on_the_first_answer_even_to_a_doubled_request(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan(
+        [
+            Fault.duplicate_request(api="OffsetCommit", nth=1),
+            Fault.client_crash(client="c1", after="OffsetCommit"),
+        ]
+    )
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer() as producer:
+            await producer.send_and_wait("t", b"x")
+        consumer = cluster.consumer(
+            "t",
+            client_id="c1",
+            group_id="g",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        with pytest.raises(ClientCrashed):
+            async with consumer:
+                while not await consumer.getmany(timeout=1.0):
+                    pass
+                await consumer.commit()
+        assert len(cluster.trace.select(kind="crash", source="c1")) == 1
+
+
+async def test_a_new_client_with_a_crashed_one_s_id_never_gets_its_answers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster() as cluster:
+        await cluster.create_topic("t")
+        old = cluster.consumer("t", client_id="c1", group_id="g")
+
+        async def run_old() -> None:
+            with pytest.raises(ClientCrashed):
+                async with old:
+                    await old.getmany(timeout=10.0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_old)
+            await trio.sleep(1.0)  # the old one's JoinGroup is held by the rebalance delay
+            old.crash()
+            async with cluster.consumer("t", client_id="c1", group_id="g") as new:
+                await new.getmany(timeout=60.0)
+                assert new.assignment() == {TopicPartition("t", 0)}
+        lost = cluster.trace.select(kind="lost", api="JoinGroup")
+        assert [e.detail for e in lost] == ["connection closed"]
+
+
+async def test_time_spent_paused_does_not_count_against_a_request_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan(
+        [
+            Fault.delay(api="Produce", nth=1, seconds=5.0),
+            Fault.pause(client="producer-1", at=1.0, seconds=60.0),
+        ]
+    )
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer(acks=1) as producer:  # no idempotence: a retry duplicates
+            metadata = await producer.send_and_wait("t", b"x")
+        assert metadata.offset == 0
+        assert cluster.broker.log("t", 0).log_end_offset == 1
+        assert not cluster.trace.select(kind="timeout")
+
+
+def test_faults_refuse_fields_their_kind_does_not_take() -> None:
+    with pytest.raises(ValueError, match="a drop_request fault has no seconds"):
+        Fault(kind="drop_request", api="Produce", nth=1, seconds=3.0)
+    assert FaultPlan.random(seed=1, rate=1.0, kinds="delay", apis="Produce", calls=2) == FaultPlan(
+        FaultPlan.random(seed=1, rate=1.0, kinds=["delay"], apis=["Produce"], calls=2)
+    )

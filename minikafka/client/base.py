@@ -83,6 +83,8 @@ class ClientBase:
     async def _run_background(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         with trio.CancelScope() as scope:
             self._background = scope
+            if self.closed:  # a fault crashed the client while it was starting
+                scope.cancel()
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()

@@ -149,7 +149,8 @@ async def open_cluster(
     except BaseExceptionGroup as group:
         # The nursery wraps what the block raised; a user should see their own exception.
         if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
+            error = group.exceptions[0]
+            raise error from error.__cause__
         raise
     if limit.cancel_called:
         raise SimulationTimeLimit(

@@ -420,8 +420,10 @@ class Consumer(ClientBase):
                 now = self._network.now()
                 if now >= deadline:
                     return {}
-                wait = min(self.settings["fetch_max_wait"], deadline - now)
-                await trio.sleep(wait)
+                # Until a deadline through Network.at, not trio.sleep(deadline - now): a
+                # difference of rounded times can be too small to move trio's clock.
+                wake = min(now + self.settings["fetch_max_wait"], deadline)
+                await trio.sleep_until(self._network.at(wake))
 
     async def getone(self, *partitions: TopicPartition) -> ConsumerRecord:
         """The next record, waiting as long as it takes."""

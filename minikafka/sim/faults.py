@@ -25,7 +25,7 @@ import attrs
 
 from minikafka.core.messages import Request
 
-__all__ = ["API_NAMES", "CLIENT_KINDS", "KINDS", "NETWORK_KINDS", "Fault", "FaultPlan"]
+__all__ = ["API_NAMES", "CLIENT_KINDS", "FIELDS", "KINDS", "NETWORK_KINDS", "Fault", "FaultPlan"]
 
 API_NAMES: tuple[str, ...] = tuple(sorted({cls.api_name for cls in Request.__args__}))
 """The Kafka APIs the broker answers, by the names Kafka gives them."""
@@ -34,6 +34,16 @@ NETWORK_KINDS = ("drop_request", "drop_response", "duplicate_request", "delay")
 CLIENT_KINDS = ("client_crash", "pause")
 """Faults that hit a client."""
 KINDS = (*NETWORK_KINDS, "broker_crash", *CLIENT_KINDS)
+FIELDS: dict[str, tuple[str, ...]] = {
+    "drop_request": ("api", "nth", "client"),
+    "drop_response": ("api", "nth", "client"),
+    "duplicate_request": ("api", "nth", "client"),
+    "delay": ("api", "nth", "seconds", "client"),
+    "broker_crash": ("at", "down_for"),
+    "client_crash": ("client", "at", "after"),
+    "pause": ("client", "at", "seconds"),
+}
+"""The fields each kind of fault takes (the others must stay None)."""
 RANDOM_CALLS = 100
 """How many calls of each API a random plan covers."""
 RANDOM_HORIZON_S = 60.0
@@ -71,6 +81,11 @@ class Fault:
 
     def __attrs_post_init__(self) -> None:
         _choice("fault kind", self.kind, KINDS)
+        for name in ("api", "nth", "client", "at", "seconds", "down_for", "after"):
+            if getattr(self, name) is not None and name not in FIELDS[self.kind]:
+                raise ValueError(
+                    f"a {self.kind} fault has no {name}; it takes {', '.join(FIELDS[self.kind])}"
+                )
         if self.api is not None:
             _choice("API", self.api, API_NAMES)
         if self.after is not None:
@@ -219,6 +234,9 @@ class FaultPlan:
         second of ``horizon`` gets a broker crash, and for each client a crash and a pause,
         with probability ``rate * TIMED_RATE_PER_SECOND`` each, if ``kinds`` asks for them.
         """
+        kinds, apis, clients = (
+            (value,) if isinstance(value, str) else value for value in (kinds, apis, clients)
+        )
         if isinstance(rate, bool) or not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate is a probability between 0 and 1, not {rate!r}")
         chosen = [_choice("fault kind", kind, KINDS) for kind in kinds]

@@ -5,26 +5,33 @@ Rules of this module:
 1. One pump task delivers everything, in the order of a queue keyed by (time, source, target,
    sequence). trio runs ready tasks in an order of its own choosing, so no other order may
    decide what happens: the same seed and fault plan give the same trace.
-2. A connection is FIFO, as TCP is: a message never overtakes an earlier one between the same
-   two endpoints, so a delayed request holds back the ones behind it.
+2. A connection is FIFO, as TCP is: a message never overtakes an earlier one on the same
+   connection, so a delayed request holds back the ones behind it.
 3. The broker is reached only through ``Broker.handle(request, now=current time)``, and its
    background work through ``tick``; answers it holds (JoinGroup, SyncGroup) are sent when
    ``take_delayed_responses`` has them.
 4. Faults come from the plan, decided when a request is sent (its ``nth`` is known then) and
    written to the trace when applied. Clients learn of failures only as real ones do: a
-   request times out, or the connection breaks.
+   request times out, or the connection breaks. A broker crash loses every request still on
+   the way to it, and every answer still on the way back.
 5. A connection belongs to one client. A request timeout closes it (as Kafka's client does),
    failing everything else in flight on it; an answer that arrives on a closed connection is
    dropped. The next request opens a new connection.
 6. Client faults go to the client's endpoint: a crash stops it at once (an ``after=`` crash
-   takes the place of the answer it waited for, so the client never sees it); a pause holds
-   its requests and the answers to it until the pause ends.
+   takes the place of the answer it waited for, so the client never sees it); a pause freezes
+   it: its requests, the answers to it and its request timeouts wait until the pause ends.
+7. Time: trio's clock is absolute; simulated time is seconds since the network started,
+   rounded to the nanosecond, so that the broker, the trace and the clients agree on one value
+   for each instant. A run is fixed by its seed and plan when its clock starts where the last
+   one did (``minikafka.run`` and pytest-trio's clock start at 0): floats added to another
+   starting point can round differently, and trio wakes tasks in the order of those floats.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +54,8 @@ __all__ = [
 
 BROKER = "broker"
 """The broker's endpoint name."""
+TIME_RESOLUTION_S = 1e-9
+"""Simulated time is rounded to this (a nanosecond)."""
 TICK_INTERVAL_S = 0.1
 """How often the broker's background work runs (flushes, timeouts, markers, group timers)."""
 
@@ -82,16 +91,22 @@ class TraceEvent:
 
 @attrs.define(eq=False)
 class Endpoint:
-    """A client as the network knows it: what to do when the plan crashes or pauses it."""
+    """A client as the network knows it: its connection, its pauses, and how to crash it."""
 
     name: str
     on_crash: Callable[[str], None]
     """Called with the reason when a fault crashes the client."""
+    connection: int
+    """The id of the client's current connection; answers on an older one are dropped."""
     crashed: bool = False
-    connection: int = 0
-    """Grows each time the client's connection closes; older answers are dropped."""
-    paused_until: float = 0.0
-    """Simulated time at which the client's current pause ends."""
+    paused_until: float = -math.inf
+    """trio time at which the client's current pause ends."""
+    pauses: list[tuple[float, float]] = attrs.Factory(list)
+    """Every pause, as (start, end) in trio time: request timeouts do not count them."""
+
+    def paused_seconds(self, since: float) -> float:
+        """How long the client was (or will be, in pauses begun) frozen after ``since``."""
+        return sum(max(0.0, end - max(start, since)) for start, end in self.pauses)
 
 
 @attrs.define(eq=False)
@@ -100,7 +115,8 @@ class _Pending:
 
     client: str
     api: str
-    connection: int = 0
+    endpoint: Endpoint | None
+    connection: int
     done: trio.Event = attrs.Factory(trio.Event)
     response: Response | None = None
     broken: bool = False
@@ -112,20 +128,22 @@ Ticket = _Pending
 
 @attrs.define(eq=False)
 class _Envelope:
-    kind: str  # "request", "response", "tick", "crash", "recover"
+    kind: str  # "request", "response", "tick", "crash", "recover", "client_crash", "pause"
     source: str
     target: str
     payload: Any = None
     pending: _Pending | None = None
     drop_response: bool = False
+    incarnation: int = 0
+    """For a request: the broker's life it was sent to (a crash loses what is on the way)."""
 
 
 class Network:
     """Clients and one broker, connected by a network that follows a fault plan.
 
     Create it inside a trio run (its simulated time 0 is the moment it is created), start
-    ``run`` in a nursery, and send with ``request``. ``trace`` records every send, delivery,
-    fault, timeout, crash and recovery.
+    ``run`` in a nursery, and send with ``request`` (or ``send`` then ``wait``). ``trace``
+    records every send, delivery, fault, timeout, crash and recovery.
     """
 
     def __init__(self, broker: Broker, plan: FaultPlan | None = None) -> None:
@@ -134,7 +152,8 @@ class Network:
         self.trace: list[TraceEvent] = []
         self._queue: list[tuple[float, str, str, int, _Envelope]] = []
         self._sequence = itertools.count()
-        self._last: dict[tuple[str, str], float] = {}
+        self._connections = itertools.count(1)
+        self._last: dict[tuple[str, str, int], float] = {}
         self._calls: dict[str, int] = {}
         self._client_calls: dict[tuple[str, str], int] = {}
         self._pending: list[_Pending] = []
@@ -142,11 +161,13 @@ class Network:
         self._held: dict[int, tuple[_Pending, bool]] = {}
         self._wakeup = trio.Event()
         self._start = trio.current_time()
-        """Simulated time 0 of this network: the broker, the plan and the trace count from it."""
+        """trio time of simulated time 0: the broker, the plan and the trace count from it."""
         self._endpoints: dict[str, Endpoint] = {}
         self._crash_after: list[Fault] = [
             f for f in self.plan if f.kind == "client_crash" and f.after is not None
         ]
+        self._incarnation = 0
+        self._down_until = -math.inf
 
     # --- endpoints ----------------------------------------------------------------------
 
@@ -158,7 +179,7 @@ class Network:
                 f"a client named {name!r} is already connected; give each client its own "
                 "client_id, or close (or crash) the old one first"
             )
-        endpoint = Endpoint(name, on_crash)
+        endpoint = Endpoint(name, on_crash, next(self._connections))
         self._endpoints[name] = endpoint
         return endpoint
 
@@ -173,22 +194,33 @@ class Network:
     def disconnect(self, client: str) -> None:
         """Close ``client``'s connection (after a request timeout): in-flight requests fail."""
         endpoint = self._endpoints.get(client)
-        if endpoint is not None:
+        if endpoint is not None and not endpoint.crashed:
             self._close_connection(endpoint, reason="request timed out")
 
     def _close_connection(self, endpoint: Endpoint, *, reason: str) -> None:
-        endpoint.connection += 1
+        endpoint.connection = next(self._connections)
         self.note("disconnect", endpoint.name, reason)
         for waiting in self._pending:
-            if waiting.client == endpoint.name and not waiting.done.is_set():
+            if waiting.endpoint is endpoint and not waiting.done.is_set():
                 waiting.broken = True
                 waiting.done.set()
 
     async def wait_if_paused(self, client: str) -> None:
         """Return once ``client`` is not paused (at once if it is not)."""
         endpoint = self._endpoints.get(client)
-        while endpoint is not None and endpoint.paused_until > self.now():
-            await trio.sleep_until(self._start + endpoint.paused_until)
+        if endpoint is not None:
+            await self._sleep_through_pause(endpoint)
+
+    async def _sleep_through_pause(self, endpoint: Endpoint) -> None:
+        paused = False
+        while endpoint.paused_until > trio.current_time():
+            paused = True
+            await trio.sleep_until(endpoint.paused_until)
+        if paused:
+            # What arrived during the pause is delivered at its end; a hair later, the client
+            # goes on, so it reads those answers before its timers act (as a process that
+            # wakes from a pause finds its socket buffers full).
+            await trio.sleep_until(trio.current_time() + TIME_RESOLUTION_S)
 
     def note(self, kind: str, source: str, detail: str = "", *, api: str | None = None) -> None:
         """Write an event of a client (a crash, a join, a transaction) into the trace."""
@@ -234,7 +266,8 @@ class Network:
             for fault in self.plan.network_faults()
             if fault.hits(api, client, self._calls[api], self._client_calls[(client, api)])
         ]
-        pending = _Pending(client, api, endpoint.connection if endpoint is not None else 0)
+        connection = endpoint.connection if endpoint is not None else 0
+        pending = _Pending(client, api, endpoint, connection)
         self._pending.append(pending)
         self._note(now, "send", client, BROKER, api)
         copies = 1
@@ -251,19 +284,36 @@ class Network:
             elif fault.kind == "drop_response":
                 drop_response = True
         for _ in range(copies):
-            envelope = _Envelope("request", client, BROKER, request, pending, drop_response)
-            self._enqueue(now + delay, envelope)
+            envelope = _Envelope(
+                "request", client, BROKER, request, pending, drop_response, self._incarnation
+            )
+            self._enqueue(trio.current_time() + delay, envelope, connection)
         if isinstance(request, ProduceRequest) and request.acks == 0:
             self._pending.remove(pending)
             return None  # nobody waits for an answer that never comes
         return pending
 
     async def wait(self, ticket: Ticket, *, timeout: float | None) -> Response:
-        """Wait for the answer to a request ``send`` put on the wire (see ``request``)."""
+        """Wait for the answer to a request ``send`` put on the wire (see ``request``).
+
+        Time the client spends paused does not count against ``timeout``, and whatever
+        happens during a pause reaches the client when the pause ends.
+        """
         pending = ticket
+        begin = trio.current_time()
+        budget = timeout if timeout is not None else math.inf
         try:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")):
-                await pending.done.wait()
+            while True:
+                extra = pending.endpoint.paused_seconds(begin) if pending.endpoint else 0.0
+                deadline = begin + budget + extra
+                if deadline <= trio.current_time():
+                    break
+                with trio.move_on_at(deadline):
+                    await pending.done.wait()
+                if pending.done.is_set():
+                    break
+            if pending.endpoint is not None:
+                await self._sleep_through_pause(pending.endpoint)
         finally:
             self._pending.remove(pending)
         if pending.broken:
@@ -272,7 +322,8 @@ class Network:
             )
         if pending.response is None:
             self._note(self.now(), "timeout", pending.client, BROKER, pending.api)
-            self.disconnect(pending.client)
+            if pending.endpoint is not None and pending.endpoint.connection == pending.connection:
+                self.disconnect(pending.client)
             raise RequestTimedOut(
                 f"{pending.client}: no answer to {pending.api} within {timeout} s"
             )
@@ -281,18 +332,27 @@ class Network:
     # --- the pump -----------------------------------------------------------------------
 
     def now(self) -> float:
-        """Simulated seconds since the network started."""
-        return trio.current_time() - self._start
+        """Simulated seconds since the network started, rounded to the nanosecond."""
+        return round(trio.current_time() - self._start, 9)
 
-    def at(self, time: float) -> float:
-        """trio's clock reading for simulated time ``time`` (to sleep until it)."""
+    def _trio_time(self, time: float) -> float:
         return self._start + time
 
-    def _enqueue(self, at: float, envelope: _Envelope) -> None:
-        """Deliver ``envelope`` at simulated time ``at`` (or later, to keep its link FIFO)."""
-        link = (envelope.source, envelope.target)
-        when = max(self._start + at, self._last.get(link, 0.0))  # FIFO per connection
-        self._last[link] = when
+    def at(self, time: float) -> float:
+        """The trio time to sleep until for simulated time ``time``: a nanosecond after it,
+        so that ``now()`` reads at least ``time`` on waking. Without that hair, a rounding
+        error could wake a task just before its deadline, again and again, at one instant."""
+        if time <= self.now():
+            return trio.current_time()  # due already: no wait at all
+        return self._start + time + TIME_RESOLUTION_S
+
+    def _enqueue(self, when: float, envelope: _Envelope, connection: int | None = None) -> None:
+        """Deliver ``envelope`` at trio time ``when``; on a connection (``connection`` given),
+        not before what was sent on it earlier."""
+        if connection is not None:
+            link = (envelope.source, envelope.target, connection)
+            when = max(when, self._last.get(link, -math.inf))  # FIFO per connection
+            self._last[link] = when
         order = (when, envelope.source, envelope.target, next(self._sequence), envelope)
         heapq.heappush(self._queue, order)
         self._wakeup.set()
@@ -305,20 +365,18 @@ class Network:
     async def run(self) -> None:
         """The pump: deliver messages in queue order, forever (cancel it to stop)."""
         for fault in self.plan.timed_faults():
+            at = self._trio_time(fault.at or 0.0)
             if fault.kind == "broker_crash":
-                at = fault.at or 0.0
                 self._enqueue(at, _Envelope("crash", "plan", BROKER, fault))
-                down_for = fault.down_for or 0.0
-                self._enqueue(at + down_for, _Envelope("recover", "plan", BROKER, fault))
             elif fault.kind in ("client_crash", "pause") and fault.client is not None:
-                self._enqueue(fault.at or 0.0, _Envelope(fault.kind, "plan", fault.client, fault))
-        self._enqueue(self.now(), _Envelope("tick", "clock", BROKER))
+                self._enqueue(at, _Envelope(fault.kind, "plan", fault.client, fault))
+        self._enqueue(trio.current_time(), _Envelope("tick", "clock", BROKER))
         while True:
             if not self._queue:
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
                 continue
-            when = self._queue[0][0]  # absolute trio time, so no rounding can stall the pump
+            when = self._queue[0][0]
             if when > trio.current_time():
                 self._wakeup = trio.Event()
                 with trio.move_on_at(when):
@@ -334,11 +392,13 @@ class Network:
             if self.broker.running:
                 self.broker.tick(now)
                 self._send_held(now)
-            self._enqueue(now + TICK_INTERVAL_S, envelope)
+            self._enqueue(trio.current_time() + TICK_INTERVAL_S, envelope)
         elif envelope.kind == "crash":
-            self.crash_broker("plan", repr(envelope.payload))
+            fault = envelope.payload
+            self._planned_crash(fault, now)
         elif envelope.kind == "recover":
-            self.recover_broker("plan")
+            if trio.current_time() >= self._down_until:
+                self.recover_broker("plan")
         elif envelope.kind == "request":
             self._deliver_request(envelope, now)
         elif envelope.kind in ("client_crash", "pause"):
@@ -346,18 +406,32 @@ class Network:
         else:
             self._deliver_response(envelope, now)
 
+    def _planned_crash(self, fault: Fault, now: float) -> None:
+        until = trio.current_time() + (fault.down_for or 0.0)
+        if not self.broker.running:
+            # Already down: the outage lasts until the later of the two recoveries.
+            self._note(now, "fault", "plan", BROKER, None, f"{fault!r}: already down")
+        else:
+            self.crash_broker("plan", repr(fault))
+        if until > self._down_until:
+            self._down_until = until
+            self._enqueue(until, _Envelope("recover", "plan", BROKER, fault))
+
     def crash_broker(self, source: str, detail: str = "") -> None:
-        """The broker crashes now: held answers and every connection are lost."""
+        """The broker crashes now: held answers, messages on the way and connections are lost."""
         if not self.broker.running:
             return
         self.broker.crash()
+        self._incarnation += 1
         self._held = {}
         self._note(self.now(), "crash", source, BROKER, None, detail)
         for endpoint in self._endpoints.values():
-            endpoint.connection += 1
+            if not endpoint.crashed:
+                endpoint.connection = next(self._connections)
         for waiting in list(self._pending):
-            waiting.broken = True
-            waiting.done.set()
+            if not waiting.done.is_set():
+                waiting.broken = True
+                waiting.done.set()
 
     def recover_broker(self, source: str) -> None:
         """The broker starts again and rebuilds its state from its logs."""
@@ -365,19 +439,25 @@ class Network:
             self.broker.recover()
             self._note(self.now(), "recover", source, BROKER, None)
 
+    def _current(self, pending: _Pending) -> bool:
+        """Whether ``pending``'s connection is still open."""
+        endpoint = pending.endpoint
+        return endpoint is None or (
+            not endpoint.crashed
+            and endpoint.connection == pending.connection
+            and self._endpoints.get(endpoint.name) is endpoint
+        )
+
     def _deliver_response(self, envelope: _Envelope, now: float) -> None:
         answered = envelope.pending
         assert answered is not None
-        endpoint = self._endpoints.get(envelope.target)
-        if endpoint is not None and (
-            endpoint.crashed or endpoint.connection != answered.connection
-        ):
+        if not self._current(answered):
             self._note(now, "lost", BROKER, envelope.target, answered.api, "connection closed")
             return
-        if (
-            endpoint is not None and endpoint.paused_until > now
-        ):  # the client reads it when it wakes up
-            self._enqueue(endpoint.paused_until, envelope)
+        endpoint = answered.endpoint
+        if endpoint is not None and endpoint.paused_until > trio.current_time():
+            # The client reads it when it wakes up.
+            self._enqueue(endpoint.paused_until, envelope, answered.connection)
             return
         self._note(now, "deliver", BROKER, envelope.target, answered.api)
         if not answered.done.is_set():
@@ -391,20 +471,18 @@ class Network:
             return
         self._note(now, "fault", "plan", client, None, repr(fault))
         if fault.kind == "pause":
-            endpoint.paused_until = max(endpoint.paused_until, now + (fault.seconds or 0.0))
+            begin = trio.current_time()
+            end = begin + (fault.seconds or 0.0)
+            endpoint.pauses.append((begin, end))
+            endpoint.paused_until = max(endpoint.paused_until, end)
         else:
-            self._crash_client(endpoint, repr(fault))
-
-    def _crash_client(self, endpoint: Endpoint, reason: str) -> None:
-        if endpoint.crashed:
-            return
-        endpoint.on_crash(reason)
+            endpoint.on_crash(repr(fault))
 
     def _deliver_request(self, envelope: _Envelope, now: float) -> None:
         pending = envelope.pending
         assert pending is not None
-        if not self.broker.running:
-            self._note(now, "lost", envelope.source, BROKER, pending.api, "the broker is down")
+        if not self.broker.running or envelope.incarnation != self._incarnation:
+            self._note(now, "lost", envelope.source, BROKER, pending.api, "the broker crashed")
             return
         self._note(now, "handle", envelope.source, BROKER, pending.api)
         response = self.broker.handle(envelope.payload, now=now)
@@ -425,13 +503,17 @@ class Network:
         self, pending: _Pending, client: str, response: Response, drop: bool, now: float
     ) -> None:
         for fault in self._crash_after:
-            if fault.client == client and fault.after == pending.api:
+            if fault.client == client and fault.after == pending.api and self._current(pending):
                 # The client dies before it reads this answer; the broker did the work.
                 self._crash_after.remove(fault)
                 self._note(now, "answered", BROKER, client, pending.api, "not read: crash")
-                self._enqueue(now, _Envelope("client_crash", "plan", client, fault))
+                self._client_fault(client, fault, now)
                 return
         if drop:
             self._note(now, "lost", BROKER, client, pending.api, "the answer was dropped")
             return
-        self._enqueue(now, _Envelope("response", BROKER, client, response, pending))
+        self._enqueue(
+            trio.current_time(),
+            _Envelope("response", BROKER, client, response, pending),
+            pending.connection,
+        )
