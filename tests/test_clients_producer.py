@@ -704,3 +704,23 @@ async def test_a_close_in_a_cancelled_task_still_aborts_and_disconnects(
         assert await committed_values(cluster) == [b"y"]
         details = [e.detail for e in cluster.trace.select(kind="txn", source=producer.client_id)]
         assert details[details.index("abort") + 1].startswith("producer id")  # then the new one
+
+
+async def test_send_blocks_while_the_buffer_is_full_and_gives_up_after_max_block(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.broker_crash(at=0.5, down_for=100.0)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        async with cluster.producer(buffer_memory=2000, max_block=10.0) as producer:
+            await producer.send_and_wait(TOPIC, b"x" * 100, partition=0)
+            await trio.sleep(1.0)  # the broker is down now: nothing is acknowledged
+            handles = [await producer.send(TOPIC, b"x" * 100, partition=0) for _ in range(10)]
+            started = trio.current_time()
+            with pytest.raises(minikafka.KafkaTimeoutError, match="buffer_memory=2000"):
+                await producer.send(TOPIC, b"x" * 1000, partition=0)
+            assert trio.current_time() - started == pytest.approx(10.0, abs=1e-6)
+            with pytest.raises(ValueError, match="does not fit"):
+                await producer.send(TOPIC, b"x" * 3000, partition=0)
+            for handle in handles:  # delivered once the broker is back
+                assert (await handle).offset >= 1

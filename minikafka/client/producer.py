@@ -89,6 +89,7 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "batch_size": 16_384,
     "retry_backoff": 0.1,
     "max_block": 60.0,
+    "buffer_memory": 33_554_432,
 }
 """Kafka's producer settings and defaults, in snake case; times in seconds."""
 
@@ -123,10 +124,11 @@ class TransactionState(enum.Enum):
 class DeliveryHandle:
     """What ``send`` returns: await it for the ``RecordMetadata`` (or the error)."""
 
-    __slots__ = ("_error", "_event", "_metadata", "topic_partition")
+    __slots__ = ("_error", "_event", "_metadata", "size", "topic_partition")
 
-    def __init__(self, topic_partition: TopicPartition) -> None:
+    def __init__(self, topic_partition: TopicPartition, size: int = 0) -> None:
         self.topic_partition = topic_partition
+        self.size = size
         self._metadata: RecordMetadata | None = None
         self._error: BaseException | None = None
         self._event: trio.Event | None = None
@@ -242,6 +244,8 @@ class Producer(ClientBase):
         )
         self._fatal: KafkaError | None = None
         self._handles: dict[int, DeliveryHandle] = {}
+        self._buffered = 0
+        """Bytes of records sent but not yet acknowledged or failed (Kafka's buffer.memory)."""
         self._partition_counts: dict[str, int] = {}
         self._sticky: dict[str, tuple[int, int]] = {}
         self._rng = cluster.rng(f"{client_id}/partitioner")
@@ -304,6 +308,7 @@ class Producer(ClientBase):
                 for handle in self._handles.values():
                     handle._resolve(None, error)
                 self._handles.clear()
+                self._buffered = 0
                 self._progress.set()
 
     def _on_crash(self) -> None:
@@ -311,6 +316,7 @@ class Producer(ClientBase):
         for handle in self._handles.values():
             handle._resolve(None, error)
         self._handles.clear()
+        self._buffered = 0
         self._progress.set()
 
     def _start_background(self, nursery: trio.Nursery) -> None:
@@ -348,11 +354,13 @@ class Producer(ClientBase):
             record = Record(
                 value, key, tuple(headers or ()), timestamp=int(self._network.now() * 1000)
             )
+            await self._wait_for_buffer(record.size_bytes)
             if self._is_transactional and not self._protocol_allows(tp):
                 self._to_add.add(tp)
             number = self._protocol.send(tp, record, now=self._network.now())
-            handle = DeliveryHandle(tp)
+            handle = DeliveryHandle(tp, record.size_bytes)
             self._handles[number] = handle
+            self._buffered += record.size_bytes
             if topic in self._sticky:
                 chosen, size = self._sticky[topic]
                 self._sticky[topic] = (chosen, size + record.size_bytes)
@@ -831,6 +839,7 @@ class Producer(ClientBase):
         handle = self._handles.pop(report.handle, None)
         if handle is None:
             return
+        self._buffered -= handle.size
         if report.ok:
             handle._resolve(report.metadata, None)
         else:
@@ -839,6 +848,30 @@ class Producer(ClientBase):
                 handle._resolve(None, self._fatal)
             else:
                 handle._resolve(None, error_for(report.error, report.message))
+
+    async def _wait_for_buffer(self, size: int) -> None:
+        """Block while the records in flight fill ``buffer_memory``, as Kafka's send does,
+        for at most ``max_block`` seconds."""
+        limit = self.settings["buffer_memory"]
+        if size > limit:
+            raise ValueError(
+                f"a record of {size} bytes does not fit in buffer_memory={limit}; "
+                "raise buffer_memory or send a smaller record"
+            )
+        if self._buffered + size <= limit:
+            return
+        deadline = self._network.now() + self._max_block
+        with trio.move_on_at(self._network.at(deadline)):
+            while self._handles and self._buffered + size > limit:
+                self._protocol.flush()
+                self._wake()
+                self._progress = trio.Event()
+                await self._progress.wait()
+        if self._buffered + size > limit:
+            raise KafkaTimeoutError(
+                f"the producer's buffer (buffer_memory={limit} bytes) stayed full for "
+                f"max_block={self._max_block}s: the broker does not acknowledge fast enough"
+            )
 
     async def _wait_for_deliveries(self, *, flush: bool = True) -> None:
         """Wait until every record sent so far is acknowledged or failed."""
