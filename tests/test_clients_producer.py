@@ -55,7 +55,7 @@ async def read_back(
 
 
 def values(records: list[ConsumerRecord]) -> list[bytes | None]:
-    return sorted(r.value for r in records)
+    return sorted((r.value for r in records), key=lambda value: value or b"")
 
 
 async def committed_values(cluster: minikafka.Cluster, partitions: int = 3) -> list[bytes | None]:

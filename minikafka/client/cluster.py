@@ -16,7 +16,7 @@ import contextlib
 import math
 import random
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 import trio.testing
@@ -26,6 +26,10 @@ from minikafka.sim.clock import seed_scheduler
 from minikafka.sim.faults import Fault, FaultPlan
 from minikafka.sim.network import Network
 from minikafka.sim.trace import Trace
+
+if TYPE_CHECKING:
+    from minikafka.client.consumer import Consumer
+    from minikafka.client.producer import Producer
 
 __all__ = ["Cluster", "SimulationTimeLimit", "open_cluster"]
 
@@ -91,13 +95,13 @@ class Cluster:
             await trio.lowlevel.checkpoint()
         self.network.recover_broker("admin")
 
-    def producer(self, **config: Any) -> Any:
+    def producer(self, **config: Any) -> Producer:
         """A new ``Producer`` (start it with ``async with``). Settings as in DESIGN.md."""
         from minikafka.client.producer import Producer
 
         return Producer(self, **config)
 
-    def consumer(self, *topics: str, **config: Any) -> Any:
+    def consumer(self, *topics: str, **config: Any) -> Consumer:
         """A new ``Consumer``, subscribed to ``topics`` if any are given."""
         from minikafka.client.consumer import Consumer
 
