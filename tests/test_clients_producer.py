@@ -724,3 +724,28 @@ async def test_send_blocks_while_the_buffer_is_full_and_gives_up_after_max_block
                 await producer.send(TOPIC, b"x" * 3000, partition=0)
             for handle in handles:  # delivered once the broker is back
                 assert (await handle).offset >= 1
+
+
+async def test_lost_acknowledgements_among_many_in_flight_never_duplicate_or_fail_a_record(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The answers to the 2nd and 3rd Produce are lost while later ones arrive: the producer
+    # must treat the connection as broken (as Kafka's NetworkClient does) and retry in order,
+    # not pile new batches behind the lost one until its retry leaves the broker's window.
+    plan = FaultPlan(
+        [Fault.drop_response(api="Produce", nth=2), Fault.drop_response(api="Produce", nth=3)]
+    )
+    async with minikafka.open_cluster(seed=1, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        async with cluster.producer() as producer:
+            handles = []
+            for i in range(10):
+                handles.append(await producer.send(TOPIC, b"v%d" % i, partition=0))
+                await trio.sleep(1.0)
+            offsets = [(await handle).offset for handle in handles]
+        assert offsets == list(range(10))
+        log = cluster.broker.log(TOPIC, 0)
+        assert [r.value for b in log.batches() for r in b.records] == [
+            b"v%d" % i for i in range(10)
+        ]
+        assert len(cluster.trace.select(kind="send", api="Produce")) < 20

@@ -603,8 +603,9 @@ class Producer(ClientBase):
             if code in _FENCED:
                 self._fatal = ProducerFencedError(
                     (message or "the producer was fenced")
-                    + ". A newer producer with the same transactional id took over; this one "
-                    "can only be closed",
+                    + ". Either a newer producer with the same transactional id took over, or "
+                    "the coordinator aborted the transaction after transaction_timeout and "
+                    "bumped the epoch; this producer can only be closed",
                     code=ErrorCode.PRODUCER_FENCED,
                 )
             else:
@@ -809,7 +810,16 @@ class Producer(ClientBase):
         except (RequestTimedOut, ConnectionBroken):
             self._request_failed(outgoing)
         else:
-            self._protocol.on_response(outgoing.correlation_id, response, now=self._network.now())
+            if self._protocol.answered_out_of_order(outgoing.correlation_id):
+                # An answer overtook an older request's: that answer was lost on the way. Kafka
+                # closes the connection then, and every request in flight is retried with its
+                # sequence numbers; accepting this answer instead would let newer batches pile
+                # up behind the lost one until its retry falls out of the broker's window.
+                self._network.disconnect(self.client_id)
+                self._request_failed(outgoing)
+            else:
+                now = self._network.now()
+                self._protocol.on_response(outgoing.correlation_id, response, now=now)
         self._deliver_reports()
         self._wake()
 

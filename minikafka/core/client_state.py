@@ -306,6 +306,12 @@ class ProducerProtocol:
     def is_in_flight(self, correlation_id: int) -> bool:
         return correlation_id in self._in_flight
 
+    def answered_out_of_order(self, correlation_id: int) -> bool:
+        """Whether an older request is still unanswered: on one connection answers come in
+        order, so the older one's answer was lost (Kafka's NetworkClient then disconnects)."""
+        oldest = next(iter(self._in_flight), None)
+        return oldest is not None and oldest < correlation_id <= max(self._in_flight)
+
     @property
     def in_flight_count(self) -> int:
         return len(self._in_flight)
