@@ -749,3 +749,22 @@ async def test_lost_acknowledgements_among_many_in_flight_never_duplicate_or_fai
             b"v%d" % i for i in range(10)
         ]
         assert len(cluster.trace.select(kind="send", api="Produce")) < 20
+
+
+async def test_an_abort_waits_for_an_add_partitions_in_flight_and_ends_what_it_started(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The AddPartitionsToTxn answer is late; the abort must not decide "never started" before
+    # it comes, or the coordinator keeps an open transaction that the next one would merge into.
+    plan = FaultPlan([Fault.delay(api="AddPartitionsToTxn", nth=1, seconds=2.0)])
+    async with minikafka.open_cluster(seed=2, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="t") as producer:
+            producer.begin_transaction()
+            await producer.send(TOPIC, b"dropped", partition=0)
+            await trio.sleep(0.5)  # the sender sent AddPartitionsToTxn; its answer comes at 2 s
+            await producer.abort_transaction()
+            assert cluster.trace.select(kind="send", api="EndTxn")  # it had started
+            async with producer.transaction():
+                await producer.send(TOPIC, b"kept", partition=1)
+        assert await committed_values(cluster) == [b"kept"]

@@ -884,8 +884,9 @@ class Producer(ClientBase):
             )
 
     async def _wait_for_deliveries(self, *, flush: bool = True) -> None:
-        """Wait until every record sent so far is acknowledged or failed."""
-        while self._handles or self._to_add:
+        """Wait until every record sent so far is acknowledged or failed, and no
+        AddPartitionsToTxn is out (its answer decides whether the transaction started)."""
+        while self._handles or self._to_add or self._adding:
             if flush:
                 self._protocol.flush()
             self._wake()
