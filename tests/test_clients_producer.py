@@ -768,3 +768,20 @@ async def test_an_abort_waits_for_an_add_partitions_in_flight_and_ends_what_it_s
             async with producer.transaction():
                 await producer.send(TOPIC, b"kept", partition=1)
         assert await committed_values(cluster) == [b"kept"]
+
+
+async def test_a_request_refused_by_a_down_broker_is_retried_after_the_backoff(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The InitProducerId is lost; the broker's crash breaks the connection, and the retry is
+    # refused while it is down. The sender must try again after the backoff, not wait for
+    # the delivery timeout.
+    plan = FaultPlan(
+        [Fault.drop_request(api="InitProducerId", nth=1), Fault.broker_crash(at=5.0, down_for=1.0)]
+    )
+    async with minikafka.open_cluster(seed=3, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        async with cluster.producer() as producer:
+            metadata = await producer.send_and_wait(TOPIC, b"x", partition=0)
+        assert metadata.offset == 0
+        assert 6.0 <= cluster.now() < 7.0

@@ -800,6 +800,8 @@ class Producer(ClientBase):
             self._deliver_reports()
             deadline = self._protocol.next_deadline()
             when = self._network.at(deadline) if deadline is not None else float("inf")
+            if self._backoff_until > now:  # a request failed above: try again after the backoff
+                when = min(when, self._network.at(self._backoff_until))
             with trio.move_on_at(when):
                 await self._wakeup.wait()
 
