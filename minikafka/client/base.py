@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -61,6 +61,7 @@ class ClientBase:
         self._nursery: trio.Nursery | None = None
         self._calls: set[trio.CancelScope] = set()
         self._crash_reason = ""
+        self._crash_listeners: list[Callable[[ClientBase], None]] = []
 
     # --- life ---------------------------------------------------------------------------
 
@@ -99,12 +100,12 @@ class ClientBase:
             self._background.cancel()
         self._network.unregister(self.client_id, crashed=crashed)
 
-    def crash(self) -> None:
+    def crash(self, reason: str = "crash() was called") -> None:
         """Stop at once and forget everything: no flush, no commit, no goodbye to the group.
 
         The broker finds out only by timeouts. Calls in progress raise ``ClientCrashed``.
         """
-        self._crash("crash() was called")
+        self._crash(reason)
 
     def _crash_from_plan(self, reason: str) -> None:
         self._crash(reason)
@@ -118,6 +119,16 @@ class ClientBase:
         for scope in self._calls:
             scope.cancel()
         self._on_crash()
+        for listener in self._crash_listeners:
+            listener(self)
+
+    def when_crashed(self, listener: Callable[[ClientBase], None]) -> None:
+        """Call ``listener(client)`` when this client crashes (a fault or ``crash()``).
+
+        A client crash stops the client, not the code using it. A program that stands for a
+        whole process (a pipeline worker) uses this to stop its own work too, as the death of
+        a process would."""
+        self._crash_listeners.append(listener)
 
     def _on_crash(self) -> None:
         """Drop in-memory state that waiters might still look at."""

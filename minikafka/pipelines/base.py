@@ -1,0 +1,142 @@
+"""What the five pipelines share: the payment events, the worker's settings, and processing.
+
+A pipeline is a consumer loop over the public client API. It reads payment events from the
+``payments`` topic and applies each one's effect: a row in the sink (an SMS sent, a ledger line),
+a record on the ``ledger`` output topic, or both. Where the offsets are committed, relative to
+the effect, is what makes the delivery model; each model's module is that loop and nothing else.
+
+Processing takes simulated time (``Worker.processing_time`` per event), so a crash planned at a
+time can land in the middle of a batch, as a real one can. A worker stands for a process: when
+one of its clients crashes, the whole process dies at once, its other clients and the loop's
+own work with it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import trio
+
+from minikafka.client.base import ClientBase
+from minikafka.client.cluster import Cluster
+from minikafka.client.consumer import Consumer
+from minikafka.client.producer import Producer
+from minikafka.core.records import ConsumerRecord, TopicPartition
+from minikafka.pipelines.sink import Sink
+
+__all__ = [
+    "INPUT_TOPIC",
+    "OUTPUT_TOPIC",
+    "Event",
+    "Worker",
+    "next_offsets",
+    "payment_event",
+]
+
+INPUT_TOPIC = "payments"
+OUTPUT_TOPIC = "ledger"
+GROUP = "payments-processor"
+
+
+def payment_event(number: int) -> bytes:
+    """The ``number``-th payment event, as the seed article shows one (JSON bytes)."""
+    return json.dumps(
+        {
+            "eventType": "PaymentCompleted",
+            "transactionId": f"TXN{5001 + number}",
+            "amount": 100 * (1 + number % 50),
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+@attrs.frozen
+class Event:
+    """A payment event as a pipeline reads it."""
+
+    transaction_id: str
+    amount: int
+
+    @classmethod
+    def parse(cls, value: bytes | None) -> Event:
+        data = json.loads(value or b"{}")
+        return cls(str(data["transactionId"]), int(data["amount"]))
+
+
+def next_offsets(batch: dict[TopicPartition, list[ConsumerRecord]]) -> dict[TopicPartition, int]:
+    """The offsets to commit after ``batch``: one past the last record of each partition."""
+    return {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+
+
+@attrs.define
+class Worker:
+    """One consumer process of a pipeline: its name (the consumer's client id), the cluster,
+    the sink, and the settings every model uses."""
+
+    name: str
+    cluster: Cluster
+    sink: Sink
+    processing_time: float = 0.01
+    idle_after: float = 30.0
+    """Stop once no record came for this long (simulated seconds): the input is drained."""
+    session_timeout: float = 10.0
+    heartbeat_interval: float = 1.0
+    max_poll_interval: float = 30.0
+
+    scope: trio.CancelScope | None = None
+    """The running incarnation's scope: cancelled when the process crashes."""
+    clients: list[ClientBase] = attrs.Factory(list)
+
+    def start_incarnation(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.clients = []
+
+    def adopt(self, client: ClientBase) -> None:
+        """``client`` belongs to this process: if one of its clients crashes, all of it dies."""
+        self.clients.append(client)
+        client.when_crashed(self._died)
+
+    def _died(self, crashed: ClientBase) -> None:
+        for client in self.clients:
+            client.crash(f"its process died with {crashed.client_id}")
+        if self.scope is not None:
+            self.scope.cancel()
+
+    def producer(self, **config: Any) -> Producer:
+        """A producer of this worker's process."""
+        producer = self.cluster.producer(**config)
+        self.adopt(producer)
+        return producer
+
+    def consumer(self, **config: Any) -> Consumer:
+        """The worker's consumer of the input topic, in the pipeline's group."""
+        settings: dict[str, Any] = {
+            "client_id": self.name,
+            "group_id": GROUP,
+            "auto_offset_reset": "earliest",
+            "enable_auto_commit": False,
+            "session_timeout": self.session_timeout,
+            "heartbeat_interval": self.heartbeat_interval,
+            "max_poll_interval": self.max_poll_interval,
+        }
+        settings.update(config)
+        consumer = self.cluster.consumer(INPUT_TOPIC, **settings)
+        self.adopt(consumer)
+        return consumer
+
+    async def process(self, record: ConsumerRecord) -> Event:
+        """Read the event and spend the time its processing takes."""
+        event = Event.parse(record.value)
+        await trio.sleep(self.processing_time)
+        return event
+
+    async def batches(self, consumer: Consumer) -> Any:
+        """Poll until the input stays empty for ``idle_after`` seconds; yields non-empty batches."""
+        quiet_since = trio.current_time()
+        while trio.current_time() - quiet_since < self.idle_after:
+            batch = await consumer.getmany(timeout=1.0)
+            if batch:
+                quiet_since = trio.current_time()
+                yield batch

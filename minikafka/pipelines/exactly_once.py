@@ -1,0 +1,63 @@
+"""``exactly-once``: Kafka to Kafka. The consumer reads with read_committed; each batch becomes
+one transaction that writes the effects to the ``ledger`` topic and commits the input offsets
+with them (``send_offsets_to_transaction`` with the consumer's group metadata, KIP-447). The
+output and the offsets commit together or not at all. After an abort the consumer seeks back
+to the committed offsets, since Kafka does not rewind it (KAFKA-17582)."""
+
+from __future__ import annotations
+
+from minikafka.client.consumer import Consumer
+from minikafka.client.errors import KafkaError
+from minikafka.client.producer import TransactionState
+from minikafka.core.records import ConsumerRecord, TopicPartition
+from minikafka.pipelines.base import OUTPUT_TOPIC, Event, Worker, next_offsets
+from minikafka.pipelines.sink import Sink
+
+__all__ = ["run", "transactional_loop"]
+
+
+async def run(worker: Worker) -> None:
+    await transactional_loop(worker, also=None)
+
+
+async def transactional_loop(worker: Worker, *, also: type[_DatabaseStep] | None) -> None:
+    """The read-process-write loop; ``also`` adds a step outside the Kafka transaction."""
+    consumer = worker.consumer(isolation_level="read_committed")
+    producer = worker.producer(client_id=f"{worker.name}-out", transactional_id=f"{worker.name}-tx")
+    async with consumer, producer:
+        async for batch in worker.batches(consumer):
+            try:
+                producer.begin_transaction()
+                for records in batch.values():
+                    for record in records:
+                        event = await worker.process(record)
+                        await producer.send(OUTPUT_TOPIC, record.value, key=record.key)
+                        if also is not None:
+                            also.apply(worker.sink, event)
+                await producer.send_offsets_to_transaction(
+                    next_offsets(batch), consumer.group_metadata()
+                )
+                await producer.commit_transaction()
+            except KafkaError:
+                if producer.transaction_state is TransactionState.FATAL_ERROR:
+                    raise  # fenced: this worker is a zombie now; it restarts
+                if producer.transaction_state is not TransactionState.READY:
+                    await producer.abort_transaction()
+                await _rewind(consumer, batch)
+
+
+async def _rewind(consumer: Consumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    """Read the aborted batch again: seek each partition back to its committed offset."""
+    owned = consumer.assignment()
+    for tp, records in sorted(batch.items()):
+        if tp in owned:
+            committed = await consumer.committed(tp)
+            consumer.seek(tp, committed if committed is not None else records[0].offset)
+
+
+class _DatabaseStep:
+    """A write to the external database, made outside the Kafka transaction."""
+
+    @staticmethod
+    def apply(sink: Sink, event: Event) -> None:
+        raise NotImplementedError

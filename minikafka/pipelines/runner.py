@@ -1,0 +1,224 @@
+"""Run a pipeline end to end on a simulated cluster, under a fault plan, and count what it did.
+
+``run_pipeline(model, events=..., seed=..., faults=...)`` writes the payment events to the
+input topic (an idempotent producer named ``source``), runs the model's consumer loop in a
+worker process named ``worker-1`` (its producer, if any, is ``worker-1-out``), restarts the
+worker whenever it crashes or fails, as a process supervisor would, and finally reads the
+output topic with read_committed. The result counts, per transaction id, the effects in the
+database and the records in the output topic, so a lost or a duplicated event shows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+
+import minikafka
+from minikafka.client.errors import ClientCrashed, IllegalStateError, KafkaError
+from minikafka.core.records import TopicPartition
+from minikafka.pipelines import (
+    at_least_once,
+    at_least_once_dedup,
+    at_most_once,
+    exactly_once,
+    exactly_once_external_db,
+)
+from minikafka.pipelines.base import INPUT_TOPIC, OUTPUT_TOPIC, Event, Worker, payment_event
+from minikafka.pipelines.sink import Sink
+from minikafka.sim.faults import FaultPlan
+from minikafka.sim.trace import Trace
+
+__all__ = ["MODELS", "Model", "PipelineResult", "run_pipeline"]
+
+
+@attrs.frozen
+class Model:
+    """A delivery model: its loop, where its effects show, and what it promises."""
+
+    name: str
+    run: Callable[[Worker], Awaitable[None]]
+    effects_in: str
+    """"database" or "topic": where an event's effect is counted."""
+    no_loss: bool
+    no_duplicates: bool
+    expectation: str
+    """The seed article's expectation, in a few words."""
+
+
+MODELS: dict[str, Model] = {
+    model.name: model
+    for model in (
+        Model(
+            "at-most-once",
+            at_most_once.run,
+            "database",
+            False,
+            True,
+            "loss possible, no duplicates",
+        ),
+        Model(
+            "at-least-once",
+            at_least_once.run,
+            "database",
+            True,
+            False,
+            "no loss, duplicates possible",
+        ),
+        Model(
+            "at-least-once+dedup",
+            at_least_once_dedup.run,
+            "database",
+            True,
+            True,
+            "no loss, no duplicate effects (effectively once)",
+        ),
+        Model(
+            "exactly-once", exactly_once.run, "topic", True, True, "no loss, no duplicates in Kafka"
+        ),
+        Model(
+            "exactly-once+external-db",
+            exactly_once_external_db.run,
+            "topic",
+            True,
+            True,
+            "exact in Kafka, duplicates in the database",
+        ),
+    )
+}
+"""The five models, by the names DESIGN.md fixes."""
+
+WORKER = "worker-1"
+SOURCE = "source"
+MAX_RESTARTS = 20
+
+
+@attrs.frozen
+class PipelineResult:
+    """What one run did. Counts are per transaction id."""
+
+    model: str
+    sent: tuple[str, ...]
+    """Transaction ids of the events acknowledged into the input topic."""
+    database: dict[str, int]
+    """How many times each event's effect was applied in the database."""
+    topic: dict[str, int]
+    """How many times each event appears in the output topic (read_committed)."""
+    balance: int
+    expected_balance: int
+    restarts: int
+    trace: Trace
+
+    @property
+    def effects(self) -> dict[str, int]:
+        """The counts where this model's effects show."""
+        return self.topic if MODELS[self.model].effects_in == "topic" else self.database
+
+    @property
+    def lost(self) -> list[str]:
+        return [key for key in self.sent if self.effects.get(key, 0) == 0]
+
+    @property
+    def duplicated(self) -> list[str]:
+        return [key for key in self.sent if self.effects.get(key, 0) > 1]
+
+    @property
+    def database_duplicated(self) -> list[str]:
+        return [key for key in self.sent if self.database.get(key, 0) > 1]
+
+    @property
+    def kept_promise(self) -> bool:
+        model = MODELS[self.model]
+        return (not model.no_loss or not self.lost) and (
+            not model.no_duplicates or not self.duplicated
+        )
+
+
+async def _supervise(worker: Worker, model: Model) -> int:
+    """Run the worker's loop until it finishes, restarting it after each crash or failure."""
+    restarts = 0
+    while True:
+        try:
+            with trio.CancelScope() as scope:
+                worker.start_incarnation(scope)
+                await model.run(worker)
+            if not scope.cancelled_caught:
+                return restarts
+            reason = "the process crashed"
+        except (ClientCrashed, KafkaError, IllegalStateError) as error:
+            reason = f"{type(error).__name__}: {error}"
+            for client in worker.clients:  # a failed process exits: its clients go with it
+                client.crash(f"its process failed: {reason}")
+        restarts += 1
+        worker.cluster.network.note("restart", worker.name, reason)
+        if restarts > MAX_RESTARTS:
+            raise RuntimeError(f"{worker.name} failed {restarts} times; the last: {reason}")
+        await trio.sleep(1.0)  # the supervisor's restart delay
+
+
+async def _read_output(cluster: minikafka.Cluster) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    async with cluster.consumer(
+        client_id="auditor", isolation_level="read_committed", auto_offset_reset="earliest"
+    ) as reader:
+        reader.assign([TopicPartition(OUTPUT_TOPIC, 0)])
+        while batch := await reader.getmany(timeout=1.0):
+            for records in batch.values():
+                for record in records:
+                    counts[Event.parse(record.value).transaction_id] += 1
+    return counts
+
+
+def run_pipeline(
+    model: str,
+    *,
+    events: int = 20,
+    seed: int = 0,
+    faults: FaultPlan | None = None,
+    database: str = ":memory:",
+    **broker_config: Any,
+) -> PipelineResult:
+    """Run ``model`` over ``events`` payment events under ``faults`` and count the outcome."""
+    chosen = MODELS.get(model)
+    if chosen is None:
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    sink = Sink(database)
+
+    async def main() -> PipelineResult:
+        async with minikafka.open_cluster(seed=seed, faults=faults, **broker_config) as cluster:
+            await cluster.create_topic(INPUT_TOPIC, partitions=3)
+            await cluster.create_topic(OUTPUT_TOPIC, partitions=1)
+            sent: list[str] = []
+            expected = 0
+            async with cluster.producer(client_id=SOURCE) as source:
+                for number in range(events):
+                    value = payment_event(number)
+                    try:
+                        await source.send_and_wait(INPUT_TOPIC, value)
+                    except KafkaError:
+                        continue  # never acknowledged: not an event the pipeline owes
+                    event = Event.parse(value)
+                    sent.append(event.transaction_id)
+                    expected += event.amount
+            worker = Worker(WORKER, cluster, sink)
+            restarts = await _supervise(worker, chosen)
+            await trio.sleep(70.0)  # past any transaction timeout: nothing stays open
+            topic = await _read_output(cluster)
+            return PipelineResult(
+                model=model,
+                sent=tuple(sent),
+                database=sink.effect_counts(),
+                topic=dict(topic),
+                balance=sink.balance(),
+                expected_balance=expected,
+                restarts=restarts,
+                trace=cluster.trace,
+            )
+
+    try:
+        return minikafka.run(main)
+    finally:
+        sink.close()

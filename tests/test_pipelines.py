@@ -1,0 +1,96 @@
+"""The five delivery models end to end, under scripted faults: each keeps its promise, and the
+weaker ones break exactly where the seed article says."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from minikafka import Fault, FaultPlan
+from minikafka.pipelines import MODELS, PipelineResult, payment_event, run_pipeline
+
+EVENTS = 20
+
+
+def first_poll_time() -> float:
+    """When the worker's first poll returns, without faults (all models start alike)."""
+    result = run_pipeline("at-least-once", events=EVENTS)
+    (first, *_) = [e for e in result.trace if e.kind == "poll" and e.source == "worker-1"]
+    return first.time
+
+
+def crash_mid_batch() -> FaultPlan:
+    """The worker dies while it processes its first batch: 5 of 20 events done."""
+    return FaultPlan([Fault.client_crash(client="worker-1", at=first_poll_time() + 0.055)])
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_without_faults_every_model_applies_each_event_once(model: str) -> None:
+    result = run_pipeline(model, events=EVENTS)
+    assert len(result.sent) == EVENTS
+    assert result.lost == [] and result.duplicated == []
+    assert result.restarts == 0
+    assert result.kept_promise
+
+
+def run_crashed(model: str) -> PipelineResult:
+    result = run_pipeline(model, events=EVENTS, faults=crash_mid_batch())
+    assert result.restarts == 1
+    assert result.kept_promise
+    return result
+
+
+def test_at_most_once_loses_what_it_had_not_processed_when_it_crashed() -> None:
+    result = run_crashed("at-most-once")
+    assert len(result.lost) == 15 and result.duplicated == []
+
+
+def test_at_least_once_repeats_what_it_had_processed_but_not_committed() -> None:
+    result = run_crashed("at-least-once")
+    assert result.lost == [] and len(result.duplicated) == 5
+
+
+def test_at_least_once_with_dedup_applies_each_effect_once() -> None:
+    result = run_crashed("at-least-once+dedup")
+    assert result.lost == [] and result.duplicated == []
+
+
+def test_exactly_once_keeps_the_output_topic_exact() -> None:
+    result = run_crashed("exactly-once")
+    assert result.lost == [] and result.duplicated == []
+
+
+def test_exactly_once_cannot_protect_the_external_database() -> None:
+    result = run_crashed("exactly-once+external-db")
+    assert result.lost == [] and result.duplicated == []  # the topic is exact ...
+    assert len(result.database_duplicated) == 5  # ... the database is not
+    assert result.balance > result.expected_balance
+
+
+def test_a_crash_right_after_the_commit_is_where_at_most_once_loses_a_whole_batch() -> None:
+    plan = FaultPlan([Fault.client_crash(client="worker-1", after="OffsetCommit")])
+    assert len(run_pipeline("at-most-once", events=EVENTS, faults=plan).lost) == EVENTS
+    assert run_pipeline("at-least-once", events=EVENTS, faults=plan).duplicated == []
+
+
+def test_the_database_is_a_real_file_that_outlives_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "sink.db"
+    run_pipeline("at-least-once+dedup", events=EVENTS, faults=crash_mid_batch(), database=str(path))
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM processed").fetchone() == (EVENTS,)
+    stored = db.execute("SELECT SUM(next_offset) FROM offsets").fetchone()[0]
+    assert stored == EVENTS  # the offsets went in with the effects
+
+
+def test_payment_events_look_like_the_seed_article_s() -> None:
+    assert (
+        payment_event(0)
+        == b'{"eventType":"PaymentCompleted","transactionId":"TXN5001","amount":100}'
+    )
+
+
+def test_an_unknown_model_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="at-least-once"):
+        run_pipeline("exactly-twice")
