@@ -79,8 +79,8 @@ class Worker:
     cluster: Cluster
     sink: Sink
     processing_time: float = 0.01
-    idle_after: float = 30.0
-    """Stop once no record came for this long (simulated seconds): the input is drained."""
+    idle_after: int = 30
+    """Stop after this many empty polls in a row (of a second each): the input is drained."""
     session_timeout: float = 10.0
     heartbeat_interval: float = 1.0
     max_poll_interval: float = 30.0
@@ -133,10 +133,15 @@ class Worker:
         return event
 
     async def batches(self, consumer: Consumer) -> Any:
-        """Poll until the input stays empty for ``idle_after`` seconds; yields non-empty batches."""
-        quiet_since = trio.current_time()
-        while trio.current_time() - quiet_since < self.idle_after:
+        """Poll until ``idle_after`` polls of a second each in a row come back empty while the
+        consumer owns partitions; yields the non-empty batches. Counting such polls, not
+        seconds, keeps a worker that was frozen (a pause) or waited for its group (a lost
+        JoinGroup) from taking that time for an idle input."""
+        empty = 0
+        while empty < self.idle_after:
             batch = await consumer.getmany(timeout=1.0)
             if batch:
-                quiet_since = trio.current_time()
+                empty = 0
                 yield batch
+            elif consumer.assignment():  # a poll that waits for a rebalance proves nothing
+                empty += 1
