@@ -23,7 +23,7 @@ def first_poll_time() -> float:
 
 def crash_mid_batch() -> FaultPlan:
     """The worker dies while it processes its first batch: 5 of 20 events done."""
-    return FaultPlan([Fault.client_crash(client="worker-1", at=first_poll_time() + 0.055)])
+    return FaultPlan([Fault.client_crash(client="worker-1", at=first_poll_time() + 0.55)])
 
 
 @pytest.mark.parametrize("model", list(MODELS))

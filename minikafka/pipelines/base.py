@@ -78,7 +78,7 @@ class Worker:
     name: str
     cluster: Cluster
     sink: Sink
-    processing_time: float = 0.01
+    processing_time: float = 0.1
     idle_after: int = 30
     """Stop after this many empty polls in a row (of a second each): the input is drained."""
     session_timeout: float = 10.0
