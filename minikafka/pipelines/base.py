@@ -29,6 +29,7 @@ from minikafka.pipelines.sink import Sink
 __all__ = [
     "INPUT_TOPIC",
     "OUTPUT_TOPIC",
+    "TRANSACTION_TIMEOUT",
     "Event",
     "Worker",
     "next_offsets",
@@ -38,6 +39,9 @@ __all__ = [
 INPUT_TOPIC = "payments"
 OUTPUT_TOPIC = "ledger"
 GROUP = "payments-processor"
+TRANSACTION_TIMEOUT = 10.0
+"""The transactional workers' transaction timeout (short, so a crashed worker's open
+transaction is aborted soon and stops holding read_committed readers back)."""
 
 
 def payment_event(number: int) -> bytes:

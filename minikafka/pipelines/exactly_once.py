@@ -10,7 +10,13 @@ from minikafka.client.consumer import Consumer
 from minikafka.client.errors import KafkaError
 from minikafka.client.producer import TransactionState
 from minikafka.core.records import ConsumerRecord, TopicPartition
-from minikafka.pipelines.base import OUTPUT_TOPIC, Event, Worker, next_offsets
+from minikafka.pipelines.base import (
+    OUTPUT_TOPIC,
+    TRANSACTION_TIMEOUT,
+    Event,
+    Worker,
+    next_offsets,
+)
 from minikafka.pipelines.sink import Sink
 
 __all__ = ["run", "transactional_loop"]
@@ -23,7 +29,11 @@ async def run(worker: Worker) -> None:
 async def transactional_loop(worker: Worker, *, also: type[_DatabaseStep] | None) -> None:
     """The read-process-write loop; ``also`` adds a step outside the Kafka transaction."""
     consumer = worker.consumer(isolation_level="read_committed")
-    producer = worker.producer(client_id=f"{worker.name}-out", transactional_id=f"{worker.name}-tx")
+    producer = worker.producer(
+        client_id=f"{worker.name}-out",
+        transactional_id=f"{worker.name}-tx",
+        transaction_timeout=TRANSACTION_TIMEOUT,
+    )
     async with consumer, producer:
         async for batch in worker.batches(consumer):
             try:

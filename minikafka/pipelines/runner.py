@@ -27,7 +27,14 @@ from minikafka.pipelines import (
     exactly_once,
     exactly_once_external_db,
 )
-from minikafka.pipelines.base import INPUT_TOPIC, OUTPUT_TOPIC, Event, Worker, payment_event
+from minikafka.pipelines.base import (
+    INPUT_TOPIC,
+    OUTPUT_TOPIC,
+    TRANSACTION_TIMEOUT,
+    Event,
+    Worker,
+    payment_event,
+)
 from minikafka.pipelines.sink import Sink
 from minikafka.sim.faults import FaultPlan
 from minikafka.sim.trace import Trace
@@ -205,7 +212,7 @@ def run_pipeline(
                     expected += event.amount
             worker = Worker(WORKER, cluster, sink)
             restarts = await _supervise(worker, chosen)
-            await trio.sleep(70.0)  # past any transaction timeout: nothing stays open
+            await trio.sleep(TRANSACTION_TIMEOUT + 5.0)  # past any open transaction's timeout
             topic = await _read_output(cluster)
             return PipelineResult(
                 model=model,
