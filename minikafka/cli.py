@@ -18,8 +18,87 @@ from minikafka.core import ConfigError, Safeguard
 __all__ = ["main"]
 
 
+def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
+    from minikafka.pipelines import MODELS
+    from minikafka.testing.pipelines import find_violation
+
+    model = args.model
+    if model not in MODELS:
+        console.print(f"[red]unknown model {model!r}[/]; choose one of: {', '.join(MODELS)}")
+        return 2
+    try:
+        broken = [Safeguard.from_name(name) for name in args.break_ or ()]
+    except ConfigError as error:
+        console.print(f"[red]{error}[/]")
+        return 2
+    # Each model is held to "every event exactly once": the search shows where a weaker
+    # model falls short of it (a loss, a duplicate), and the database beside exactly-once.
+    violations = ["lost", "duplicated"]
+    if model == "exactly-once+external-db":
+        violations.append("database-duplicated")
+    options: dict[str, object] = {"max_examples": args.max_examples}
+    if broken:
+        options["disabled_safeguards"] = frozenset(broken)
+    with Progress(
+        TextColumn(f"[bold]exploring {model}"),
+        TextColumn("{task.completed} runs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=args.json,
+    ) as progress:
+        task = progress.add_task("", total=None)
+        found = find_violation(
+            model,
+            violations,
+            on_run=lambda runs: progress.update(task, completed=runs),
+            **options,  # type: ignore[arg-type]
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": model,
+                    "broken": [safeguard.value for safeguard in broken],
+                    "held": found is None,
+                    "violation": found.violation if found else None,
+                    "plan": repr(found.plan) if found else None,
+                    "affected": found.affected if found else [],
+                },
+                indent=2,
+            )
+        )
+        return 0 if found is None else 1
+    promise = MODELS[model].expectation
+    if found is None:
+        console.print(
+            f"[green]held[/]: {model} applied every event exactly once under every plan "
+            f"tried (expected: {promise})"
+        )
+        return 0
+    console.print(
+        f"[red]{found.violation}[/]: {model} ({promise}) broke for {', '.join(found.affected)}"
+    )
+    console.print("The shrunk fault plan, as code that replays it:")
+    console.print(repr(found.plan), highlight=False, markup=False)
+    first = found.result.trace.select(kind="fault")
+    if first:
+        console.print(
+            found.result.trace.around(first[0].time, seconds=1.0).timeline(
+                title="the trace around the first fault", limit=40
+            )
+        )
+    return 1
+
+
 def _explore(args: argparse.Namespace, console: Console) -> int:
     from minikafka.explore import MACHINES, explore, render
+
+    if args.machine == "pipeline":
+        if not args.model:
+            console.print("[red]explore pipeline needs --model MODEL[/]")
+            return 2
+        return _explore_pipeline(args, console)
 
     if args.machine not in MACHINES:
         console.print(
@@ -175,7 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a hypothesis state machine. Exit 0 when the invariants held, 1 with "
         "a shrunk counterexample when they did not.",
     )
-    explore.add_argument("machine", help="which machine: dedup, atomic-commit, fencing or groups")
+    explore.add_argument(
+        "machine", help="which machine: dedup, atomic-commit, fencing, groups or pipeline"
+    )
+    explore.add_argument(
+        "--model", help="with pipeline: the delivery model, e.g. at-least-once or exactly-once"
+    )
     explore.add_argument(
         "--break",
         dest="break_",

@@ -105,3 +105,23 @@ def test_bench_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bench_unknown_suite(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "everything"]) == 2
     assert "clients" in capsys.readouterr().out
+
+
+def test_explore_pipeline_at_most_once_finds_a_lost_event(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["explore", "pipeline", "--model", "at-most-once", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 1 and result["violation"] == "lost" and result["affected"]
+    assert result["plan"].startswith("FaultPlan([") and result["plan"].count("Fault.") <= 5
+
+
+def test_explore_pipeline_exactly_once_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["explore", "pipeline", "--model", "exactly-once", "--max-examples", "20"])
+    assert code == 0 and "held" in capsys.readouterr().out
+
+
+def test_explore_pipeline_needs_a_known_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "pipeline"]) == 2
+    assert main(["explore", "pipeline", "--model", "exactly-twice"]) == 2
+    assert "at-least-once" in capsys.readouterr().out

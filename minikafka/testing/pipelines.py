@@ -8,18 +8,18 @@ The plan prints as the ``FaultPlan([...])`` code that replays it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 from hypothesis import HealthCheck, find, settings
 from hypothesis.errors import NoSuchExample
 
-from minikafka.pipelines import PipelineResult, run_pipeline
+from minikafka.pipelines import MODELS, PipelineResult, run_pipeline
 from minikafka.sim.faults import FaultPlan
 from minikafka.testing.faults import fault_plans
 
-__all__ = ["VIOLATIONS", "Counterexample", "find_violation"]
+__all__ = ["VIOLATIONS", "Counterexample", "find_violation", "promised"]
 
 VIOLATIONS: dict[str, Callable[[PipelineResult], list[str]]] = {
     "lost": lambda result: result.lost,
@@ -43,20 +43,39 @@ class Counterexample:
         return VIOLATIONS[self.violation](self.result)
 
 
+def promised(model: str) -> list[str]:
+    """The violations ``model`` promises never to show."""
+    info = MODELS[model]
+    chosen = []
+    if info.no_loss:
+        chosen.append("lost")
+    if info.no_duplicates:
+        chosen.append("duplicated")
+    return chosen
+
+
 def find_violation(
     model: str,
-    violation: str,
+    violation: str | Sequence[str],
     *,
     events: int = 10,
     max_examples: int = 100,
     horizon: float = 8.0,
+    on_run: Callable[[int], None] | None = None,
     **broker_config: Any,
 ) -> Counterexample | None:
-    """The smallest fault plan under which ``model`` shows ``violation``, or None."""
-    check = VIOLATIONS[violation]
+    """The smallest fault plan under which ``model`` shows ``violation`` (or any of several),
+    or None. ``on_run(count)`` is called after each run, for a progress bar."""
+    names = [violation] if isinstance(violation, str) else list(violation)
+    runs = 0
 
     def violated(plan: FaultPlan) -> bool:
-        return bool(check(run_pipeline(model, events=events, faults=plan, **broker_config)))
+        nonlocal runs
+        result = run_pipeline(model, events=events, faults=plan, **broker_config)
+        runs += 1
+        if on_run is not None:
+            on_run(runs)
+        return any(VIOLATIONS[name](result) for name in names)
 
     try:
         plan = find(
@@ -73,4 +92,5 @@ def find_violation(
     except NoSuchExample:
         return None
     result = run_pipeline(model, events=events, faults=plan, **broker_config)
-    return Counterexample(model, violation, plan, result)
+    shown = next(name for name in names if VIOLATIONS[name](result))
+    return Counterexample(model, shown, plan, result)
