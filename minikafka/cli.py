@@ -64,6 +64,7 @@ def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
                     "violation": found.violation if found else None,
                     "plan": repr(found.plan) if found else None,
                     "affected": found.affected if found else [],
+                    "report": found.result.report.to_json() if found else None,
                 },
                 indent=2,
             )
@@ -77,10 +78,11 @@ def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
         )
         return 0
     console.print(
-        f"[red]{found.violation}[/]: {model} ({promise}) broke for {', '.join(found.affected)}"
+        f"[red]{found.violation}[/]: {model} (expected: {promise}): {', '.join(found.affected)}"
     )
     console.print("The shrunk fault plan, as code that replays it:")
     console.print(repr(found.plan), highlight=False, markup=False)
+    console.print(found.result.report)
     first = found.result.trace.select(kind="fault")
     if first:
         console.print(

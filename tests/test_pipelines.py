@@ -94,3 +94,14 @@ def test_payment_events_look_like_the_seed_article_s() -> None:
 def test_an_unknown_model_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="at-least-once"):
         run_pipeline("exactly-twice")
+
+
+def test_the_checker_names_what_each_model_did_under_the_crash() -> None:
+    plan = crash_mid_batch()
+    verdicts = {model: run_pipeline(model, events=EVENTS, faults=plan).report for model in MODELS}
+    assert verdicts["at-most-once"].counts() == {"lost-effect": 15}
+    assert verdicts["at-least-once"].counts() == {"duplicate-effect": 5}
+    assert verdicts["at-least-once+dedup"].ok and verdicts["exactly-once"].ok
+    assert verdicts["exactly-once+external-db"].counts() == {"duplicate-effect": 5}
+    history = run_pipeline("at-least-once", events=EVENTS, faults=plan).history
+    assert sum(1 for op in history if type(op).__name__ == "PollOp") >= 2

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import trio
 
+from minikafka.check.history import History
 from minikafka.client.base import ClientBase
 from minikafka.client.cluster import Cluster
 from minikafka.client.consumer import Consumer
@@ -89,6 +90,8 @@ class Worker:
     heartbeat_interval: float = 1.0
     max_poll_interval: float = 30.0
 
+    history: History | None = None
+    """Where the worker records its polls (the runner's history), if anywhere."""
     scope: trio.CancelScope | None = None
     """The running incarnation's scope: cancelled when the process crashes."""
     clients: list[ClientBase] = attrs.Factory(list)
@@ -142,8 +145,23 @@ class Worker:
         seconds, keeps a worker that was frozen (a pause) or waited for its group (a lost
         JoinGroup) from taking that time for an idle input."""
         empty = 0
+        generation = None
         while empty < self.idle_after:
             batch = await consumer.getmany(timeout=1.0)
+            if self.history is not None:
+                # A new generation is a reassignment: polls may skip or repeat across it.
+                now_generation = consumer.group_metadata().generation_id
+                if now_generation != generation:
+                    generation = now_generation
+                    self.history.assign(
+                        self.name, sorted(consumer.assignment()), time=self.cluster.now()
+                    )
+                if batch:
+                    self.history.poll(
+                        self.name,
+                        [(tp, r.offset, r.value or b"") for tp, rs in batch.items() for r in rs],
+                        time=self.cluster.now(),
+                    )
             if batch:
                 empty = 0
                 yield batch

@@ -18,6 +18,8 @@ import attrs
 import trio
 
 import minikafka
+from minikafka.check.checker import Report, check
+from minikafka.check.history import History
 from minikafka.client.errors import ClientCrashed, IllegalStateError, KafkaError
 from minikafka.core.records import TopicPartition
 from minikafka.pipelines import (
@@ -118,6 +120,11 @@ class PipelineResult:
     expected_balance: int
     restarts: int
     trace: Trace
+    history: History
+    """What the source sent, what the worker polled, and every effect (as ``minikafka.check``
+    records them)."""
+    report: Report
+    """The checker's verdict on the history: Jepsen's anomaly names."""
 
     @property
     def effects(self) -> dict[str, int]:
@@ -166,7 +173,8 @@ async def _supervise(worker: Worker, model: Model) -> int:
         await trio.sleep(1.0)  # the supervisor's restart delay
 
 
-async def _read_output(cluster: minikafka.Cluster) -> Counter[str]:
+async def _read_output(cluster: minikafka.Cluster, history: History | None) -> Counter[str]:
+    """Read the output topic with read_committed; each record is an effect of its event."""
     counts: Counter[str] = Counter()
     async with cluster.consumer(
         client_id="auditor", isolation_level="read_committed", auto_offset_reset="earliest"
@@ -175,7 +183,10 @@ async def _read_output(cluster: minikafka.Cluster) -> Counter[str]:
         while batch := await reader.getmany(timeout=1.0):
             for records in batch.values():
                 for record in records:
-                    counts[Event.parse(record.value).transaction_id] += 1
+                    key = Event.parse(record.value).transaction_id
+                    counts[key] += 1
+                    if history is not None:
+                        history.effect(OUTPUT_TOPIC, key, time=cluster.now())
     return counts
 
 
@@ -200,20 +211,38 @@ def run_pipeline(
             await cluster.create_topic(OUTPUT_TOPIC, partitions=1)
             sent: list[str] = []
             expected = 0
+            history = History()
+            if chosen.effects_in == "database" or model == "exactly-once+external-db":
+                sink.on_effect = lambda key, by: history.effect(by, key, time=cluster.now())
             async with cluster.producer(client_id=SOURCE) as source:
                 for number in range(events):
                     value = payment_event(number)
                     try:
-                        await source.send_and_wait(INPUT_TOPIC, value)
+                        metadata = await source.send_and_wait(INPUT_TOPIC, value)
                     except KafkaError:
-                        continue  # never acknowledged: not an event the pipeline owes
+                        # Never acknowledged: not an event the pipeline owes, though it may
+                        # have landed.
+                        history.send(SOURCE, value, topic=INPUT_TOPIC, outcome="unknown")
+                        continue
+                    history.send(
+                        SOURCE,
+                        value,
+                        topic=INPUT_TOPIC,
+                        outcome="ok",
+                        partition=metadata.partition,
+                        offset=metadata.offset,
+                        time=cluster.now(),
+                    )
                     event = Event.parse(value)
                     sent.append(event.transaction_id)
                     expected += event.amount
-            worker = Worker(WORKER, cluster, sink)
+            worker = Worker(WORKER, cluster, sink, history=history)
             restarts = await _supervise(worker, chosen)
             await trio.sleep(TRANSACTION_TIMEOUT + 5.0)  # past any open transaction's timeout
-            topic = await _read_output(cluster)
+            topic = await _read_output(
+                cluster,
+                history if chosen.effects_in == "topic" and sink.on_effect is None else None,
+            )
             return PipelineResult(
                 model=model,
                 sent=tuple(sent),
@@ -223,6 +252,8 @@ def run_pipeline(
                 expected_balance=expected,
                 restarts=restarts,
                 trace=cluster.trace,
+                history=history,
+                report=check(history, topic=INPUT_TOPIC, expected_keys=sent),
             )
 
     try:

@@ -17,7 +17,7 @@ nothing of Kafka's transactions. Tables:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from minikafka.core.records import TopicPartition
 
@@ -54,6 +54,8 @@ class Sink:
         # Autocommit mode: each method below opens and ends its own transaction explicitly.
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.executescript(SCHEMA)
+        self.on_effect: Callable[[str, str], object] | None = None
+        """Called with (transaction id, who applied it) after each effect, to record it."""
 
     def close(self) -> None:
         self.db.close()
@@ -66,6 +68,8 @@ class Sink:
             "INSERT INTO effects (transaction_id, amount, applied_by) VALUES (?, ?, ?)",
             (transaction_id, amount, by),
         )
+        if self.on_effect is not None:
+            self.on_effect(transaction_id, by)
 
     def add_to_balance(self, amount: int, *, account: str = "merchant") -> None:
         """The non-idempotent update: ``balance = balance + amount``."""
