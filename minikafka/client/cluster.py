@@ -79,9 +79,10 @@ class Cluster:
         return f"{kind}-{number}"
 
     async def create_topic(self, name: str, partitions: int = 1) -> None:
-        """Create a topic (as an administrator would, outside the fault plan)."""
-        if not self.broker.running:
-            raise RuntimeError("the broker is down; wait for it to recover first")
+        """Create a topic (as an administrator would, outside the fault plan). While the
+        broker is down, this waits for it to recover, retrying every tenth of a second."""
+        while not self.broker.running:
+            await trio.sleep(0.1)
         self.broker.create_topic(name, partitions, now=self.now())
         self.network.note("admin", "admin", f"created topic {name!r} with {partitions} partitions")
         await trio.lowlevel.checkpoint()

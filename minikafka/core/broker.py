@@ -348,6 +348,25 @@ class Broker:
             groups.expire(now_ms)
         self.write_markers(now, limit=marker_limit)
 
+    def next_tick(self, now: float) -> float | None:
+        """The earliest time (seconds) at which ``tick`` has work, or None if it has none
+        until a request makes some: ``now`` when markers are pending, else the first flush
+        or timeout due. A driver may call ``tick`` only then, instead of at every interval."""
+        if not self.running:
+            return None
+        if self.transaction_coordinator.pending_markers:
+            return now
+        due: list[float] = []
+        interval_s = self.config.log_flush_interval_ms / 1000
+        due.extend(since + interval_s for since in self._dirty.values())
+        deadline_ms = self.transaction_coordinator.deadline_ms
+        if deadline_ms is not None:
+            due.append((deadline_ms + 1) / 1000)  # tick expires transactions strictly after
+        deadline_ms = self.group_coordinator.deadline_ms
+        if deadline_ms is not None:
+            due.append(deadline_ms / 1000)
+        return min(due, default=None)
+
     def write_markers(self, now: float, *, limit: int | None = None) -> int:
         """Write pending transaction markers (at most ``limit``); returns how many were done."""
         coordinator = self.transaction_coordinator

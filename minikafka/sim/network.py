@@ -57,7 +57,7 @@ BROKER = "broker"
 TIME_RESOLUTION_S = 1e-9
 """Simulated time is rounded to this (a nanosecond)."""
 TICK_INTERVAL_S = 0.1
-"""How often the broker's background work runs (flushes, timeouts, markers, group timers)."""
+"""How long the broker's background work waits between two rounds of markers."""
 
 
 class ConnectionBroken(ConnectionError):
@@ -168,6 +168,8 @@ class Network:
         ]
         self._incarnation = 0
         self._down_until = -math.inf
+        self._tick_at: float | None = None
+        """trio time of the next planned broker tick, if one is planned."""
 
     # --- endpoints ----------------------------------------------------------------------
 
@@ -370,7 +372,7 @@ class Network:
                 self._enqueue(at, _Envelope("crash", "plan", BROKER, fault))
             elif fault.kind in ("client_crash", "pause") and fault.client is not None:
                 self._enqueue(at, _Envelope(fault.kind, "plan", fault.client, fault))
-        self._enqueue(trio.current_time(), _Envelope("tick", "clock", BROKER))
+        self._schedule_tick()
         while True:
             if not self._queue:
                 self._wakeup = trio.Event()
@@ -389,10 +391,13 @@ class Network:
     def _deliver(self, envelope: _Envelope) -> None:
         now = self.now()
         if envelope.kind == "tick":
+            if envelope.payload != self._tick_at:
+                return  # replaced by an earlier tick
+            self._tick_at = None
             if self.broker.running:
                 self.broker.tick(now)
                 self._send_held(now)
-            self._enqueue(trio.current_time() + TICK_INTERVAL_S, envelope)
+            self._schedule_tick()
         elif envelope.kind == "crash":
             fault = envelope.payload
             self._planned_crash(fault, now)
@@ -438,6 +443,25 @@ class Network:
         if not self.broker.running:
             self.broker.recover()
             self._note(self.now(), "recover", source, BROKER, None)
+            self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        """Make sure the broker's background work runs when it is next due.
+
+        The broker says when that is (``next_tick``): at once while markers wait (paced by
+        ``TICK_INTERVAL_S``, as a marker writer would be), else at the first flush or
+        timeout. Ticking only then, not every interval, keeps an idle simulation cheap."""
+        now = self.now()
+        due = self.broker.next_tick(now)
+        if due is None:
+            return
+        if due <= now:
+            due = now + TICK_INTERVAL_S
+        when = self._trio_time(due)
+        if self._tick_at is not None and self._tick_at <= when:
+            return  # an earlier tick is already planned; it plans the next one
+        self._tick_at = when
+        self._enqueue(when, _Envelope("tick", "clock", BROKER, when))
 
     def _current(self, pending: _Pending) -> bool:
         """Whether ``pending``'s connection is still open."""
@@ -491,6 +515,7 @@ class Network:
         else:
             self._answer(pending, envelope.source, response, envelope.drop_response, now)
         self._send_held(now)
+        self._schedule_tick()
 
     def _send_held(self, now: float) -> None:
         for request, response in self.broker.take_delayed_responses():
