@@ -765,20 +765,14 @@ def broker_epoch(cluster: minikafka.Cluster, transactional_id: str = "tx") -> in
 # --- KAFKA-5793: what OUT_OF_ORDER_SEQUENCE_NUMBER means --------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "minikafka bug: a lost first Produce makes the idempotent producer write records twice. "
-        "The broker has no state for the new producer id, so (KIP-360) it appends sequences 1 "
-        "and 2 before 0; the client drops those acks (answered out of order), its retry of "
-        "sequence 0 gets OUT_OF_ORDER_SEQUENCE_NUMBER with nothing acknowledged yet, which it "
-        "reads as broker data loss: it bumps the epoch and writes all three again"
-    ),
-)
 async def test_kafka_5793_a_lost_first_request_does_not_make_the_producer_write_twice(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """KAFKA-5793: OUT_OF_ORDER_SEQUENCE after the producer's own lost request is not data loss."""
+    """KAFKA-5793: OUT_OF_ORDER_SEQUENCE after the producer's own lost request is not data loss.
+
+    On one TCP connection a lost request stalls the ones behind it, so the broker never sees
+    sequences 1 and 2 before 0 (it would accept them: a new producer id has no state, KIP-360);
+    the producer times out, reconnects and sends 0, 1, 2 again in order."""
     plan = FaultPlan([Fault.drop_request(api="Produce", nth=1)])
     async with minikafka.open_cluster(seed=5793, faults=plan) as cluster:
         await cluster.create_topic("t", partitions=1)

@@ -6,7 +6,9 @@ Rules of this module:
    sequence). trio runs ready tasks in an order of its own choosing, so no other order may
    decide what happens: the same seed and fault plan give the same trace.
 2. A connection is FIFO, as TCP is: a message never overtakes an earlier one on the same
-   connection, so a delayed request holds back the ones behind it.
+   connection, so a delayed request holds back the ones behind it, and a lost one stalls
+   its direction of the connection: nothing behind it gets through until the client gives
+   up (a request timeout) and reconnects.
 3. The broker is reached only through ``Broker.handle(request, now=current time)``, and its
    background work through ``tick``; answers it holds (JoinGroup, SyncGroup) are sent when
    ``take_delayed_responses`` has them.
@@ -168,6 +170,9 @@ class Network:
         ]
         self._incarnation = 0
         self._down_until = -math.inf
+        self._stalled: set[tuple[str, str, int]] = set()
+        """(source, target, connection) of streams that lost a message: as on a TCP
+        connection, nothing behind a lost message gets through until the client reconnects."""
         self._tick_at: float | None = None
         """trio time of the next planned broker tick, if one is planned."""
 
@@ -199,7 +204,12 @@ class Network:
         if endpoint is not None and not endpoint.crashed:
             self._close_connection(endpoint, reason="request timed out")
 
+    def _unstall(self, client: str, connection: int) -> None:
+        self._stalled.discard((client, BROKER, connection))
+        self._stalled.discard((BROKER, client, connection))
+
     def _close_connection(self, endpoint: Endpoint, *, reason: str) -> None:
+        self._unstall(endpoint.name, endpoint.connection)
         endpoint.connection = next(self._connections)
         self.note("disconnect", endpoint.name, reason)
         for waiting in self._pending:
@@ -275,10 +285,17 @@ class Network:
         copies = 1
         delay = 0.0
         drop_response = False
+        if (client, BROKER, connection) in self._stalled:
+            copies = 0
+            self._note(now, "lost", client, BROKER, api, "the connection is stalled")
         for fault in faults:
             self._note(now, "fault", client, BROKER, api, repr(fault))
             if fault.kind == "drop_request":
                 copies = 0
+                if not (isinstance(request, ProduceRequest) and request.acks == 0):
+                    # (With acks=0 nothing waits for an answer, so nothing would notice the
+                    # stall and reconnect: the lost request is simply gone.)
+                    self._stalled.add((client, BROKER, connection))
             elif fault.kind == "duplicate_request":
                 copies = 2 if copies else 0
             elif fault.kind == "delay":
@@ -326,6 +343,8 @@ class Network:
             self._note(self.now(), "timeout", pending.client, BROKER, pending.api)
             if pending.endpoint is not None and pending.endpoint.connection == pending.connection:
                 self.disconnect(pending.client)
+            if pending.endpoint is None:  # a bare client: its next request reconnects
+                self._unstall(pending.client, pending.connection)
             raise RequestTimedOut(
                 f"{pending.client}: no answer to {pending.api} within {timeout} s"
             )
@@ -536,6 +555,10 @@ class Network:
                 return
         if drop:
             self._note(now, "lost", BROKER, client, pending.api, "the answer was dropped")
+            self._stalled.add((BROKER, client, pending.connection))
+            return
+        if (BROKER, client, pending.connection) in self._stalled:
+            self._note(now, "lost", BROKER, client, pending.api, "the connection is stalled")
             return
         self._enqueue(
             trio.current_time(),
