@@ -668,6 +668,9 @@ async def test_kafka_17754_tv1_a_delayed_end_txn_commits_the_next_transaction_ea
                 await refused
             with pytest.raises(InvalidTxnStateError, match="CompleteCommit"):
                 await producer.abort_transaction()  # too late: it is committed
+            # As in Kafka's client, INVALID_TXN_STATE on EndTxn is fatal: the producer is done.
+            with pytest.raises(InvalidTxnStateError):
+                producer.begin_transaction()
         retry, late, abort = handled_at(cluster, "EndTxn")[:3]
         assert (retry, late) == (pytest.approx(3.1), 10.0) and abort > late
         assert await committed_values(cluster) == [b"t1", b"t2-a"]

@@ -695,7 +695,9 @@ class Producer(ClientBase):
             )
             assert isinstance(response, EndTxnResponse)
             code, message = response.error_code, response.error_message
-            if code in _FENCED:
+            if code in _FENCED or code is ErrorCode.INVALID_TXN_STATE:
+                # Kafka's client treats both as fatal for EndTxn: the coordinator no longer
+                # holds the transaction this producer believes in.
                 self._set_fatal(code, message)
                 assert self._fatal is not None
                 raise self._fatal
