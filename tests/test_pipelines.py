@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from minikafka import Fault, FaultPlan
+from minikafka import Fault, FaultPlan, Safeguard
 from minikafka.pipelines import MODELS, PipelineResult, payment_event, run_pipeline
 
 EVENTS = 20
@@ -105,3 +105,25 @@ def test_the_checker_names_what_each_model_did_under_the_crash() -> None:
     assert verdicts["exactly-once+external-db"].counts() == {"duplicate-effect": 5}
     history = run_pipeline("at-least-once", events=EVENTS, faults=plan).history
     assert sum(1 for op in history if type(op).__name__ == "PollOp") >= 2
+
+
+@pytest.mark.parametrize(
+    ("safeguard", "plan"),
+    [
+        # A doubled transactional write: only the sequence check keeps one copy.
+        (
+            Safeguard.PRODUCER_DEDUP,
+            FaultPlan([Fault.duplicate_request(api="Produce", nth=1, client="worker-1-out")]),
+        ),
+        # A crash mid-transaction: only the LSO and the aborted list hide the aborted writes.
+        (Safeguard.LAST_STABLE_OFFSET, FaultPlan([Fault.client_crash(client="worker-1", at=3.55)])),
+    ],
+)
+def test_exactly_once_needs_each_safeguard_it_rests_on(
+    safeguard: Safeguard, plan: FaultPlan
+) -> None:
+    safe = run_pipeline("exactly-once", events=10, faults=plan)
+    assert safe.lost == [] and safe.duplicated == [] and safe.report.ok
+    broken = run_pipeline("exactly-once", events=10, faults=plan, disabled_safeguards={safeguard})
+    assert broken.duplicated and not broken.kept_promise
+    assert broken.report.counts().get("duplicate-effect") == len(broken.duplicated)
