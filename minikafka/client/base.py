@@ -10,7 +10,6 @@ that dies takes its application down with it.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import enum
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from minikafka.client.errors import ClientCrashed, IllegalStateError, KafkaTimeoutError
-from minikafka.core.config import ConfigError
+from minikafka.core.config import ConfigError, did_you_mean
 from minikafka.core.messages import Request, Response
 from minikafka.sim.network import ConnectionBroken, Network, RequestTimedOut
 
@@ -32,10 +31,8 @@ def check_settings(kind: str, given: Mapping[str, Any], defaults: Mapping[str, A
     """Refuse an unknown setting, naming the closest valid one."""
     for key in given:
         if key not in defaults:
-            hint = difflib.get_close_matches(key, list(defaults), n=1)
-            suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
             raise ConfigError(
-                f"unknown {kind} setting {key!r}.{suggestion} "
+                f"unknown {kind} setting {key!r}.{did_you_mean(key, defaults)} "
                 f"Valid settings: {', '.join(sorted(defaults))}"
             )
 
@@ -170,26 +167,31 @@ class ClientBase:
 
     async def _request(
         self,
-        request: Request,
+        request: Request | Callable[[], Request],
         *,
         timeout: float,
         deadline: float,
         backoff: float,
-        retry_if: Any = None,
+        retry_if: Callable[[Any], bool] | None = None,
+        limit: str = "",
     ) -> Response:
         """Send until an answer comes that ``retry_if`` (a function of the answer) does not
-        reject, backing off between tries; ``KafkaTimeoutError`` once ``deadline`` passes."""
+        reject, backing off between tries; ``KafkaTimeoutError`` once ``deadline`` passes
+        (``limit`` names the setting that set it). Given a function instead of a request, it
+        builds the request afresh for each try (so that it carries the current epoch)."""
         while True:
+            attempt = request() if callable(request) else request
             try:
-                response = await self._request_once(request, timeout=timeout)
+                response = await self._request_once(attempt, timeout=timeout)
             except (RequestTimedOut, ConnectionBroken) as error:
                 reason = str(error)
             else:
                 if retry_if is None or not retry_if(response):
                     return response
-                reason = f"{request.api_name} answered {response!r}"
+                reason = f"{attempt.api_name} answered {response!r}"
             if self._network.now() + backoff > deadline:
+                within = f" within {limit}" if limit else ""
                 raise KafkaTimeoutError(
-                    f"{self.client_id}: {request.api_name} did not succeed in time ({reason})"
+                    f"{self.client_id}: {attempt.api_name} did not succeed{within} ({reason})"
                 )
             await trio.sleep(backoff)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,7 @@ from minikafka.core.messages import (
     MetadataRequest,
     MetadataResponse,
     OffsetCommitPartition,
+    Request,
     TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 )
@@ -107,6 +108,14 @@ _COORDINATOR_RETRIABLE = frozenset(
     }
 )
 _FENCED = frozenset({ErrorCode.PRODUCER_FENCED, ErrorCode.INVALID_PRODUCER_EPOCH})
+
+
+def _retriable_at_coordinator(response: Any) -> bool:
+    """Whether any error in a coordinator's answer is one Kafka's client retries as it is."""
+    codes = [getattr(response, "error_code", None)]
+    codes += [p.error_code for p in getattr(response, "partitions", ())]
+    codes += [r.error_code for r in getattr(response, "results", ())]
+    return any(code in _COORDINATOR_RETRIABLE for code in codes)
 
 
 class TransactionState(enum.Enum):
@@ -354,16 +363,17 @@ class Producer(ClientBase):
             record = Record(
                 value, key, tuple(headers or ()), timestamp=int(self._network.now() * 1000)
             )
-            await self._wait_for_buffer(record.size_bytes)
+            size = record.size_bytes
+            await self._wait_for_buffer(size)
             if self._is_transactional and not self._protocol_allows(tp):
                 self._to_add.add(tp)
             number = self._protocol.send(tp, record, now=self._network.now())
-            handle = DeliveryHandle(tp, record.size_bytes)
+            handle = DeliveryHandle(tp, size)
             self._handles[number] = handle
-            self._buffered += record.size_bytes
+            self._buffered += size
             if topic in self._sticky:
-                chosen, size = self._sticky[topic]
-                self._sticky[topic] = (chosen, size + record.size_bytes)
+                chosen, so_far = self._sticky[topic]
+                self._sticky[topic] = (chosen, so_far + size)
             self._wake()
             return handle
 
@@ -630,31 +640,17 @@ class Producer(ClientBase):
 
     # --- internals: the coordinator ---------------------------------------------------------
 
-    async def _coordinator_call(self, make: Any) -> Any:
+    async def _coordinator_call(self, make: Callable[[], Request]) -> Any:
         """Send a transaction-coordinator request until it is not answered by a retriable
         error; the request is rebuilt each time, so it carries the current epoch."""
-        deadline = self._network.now() + self._max_block
-        while True:
-            await self._network.wait_if_paused(self.client_id)
-            try:
-                response = await self._request_once(make(), timeout=self._request_timeout)
-            except (RequestTimedOut, ConnectionBroken) as error:
-                reason = str(error)
-            else:
-                codes = [getattr(response, "error_code", None)] + [
-                    p.error_code for p in getattr(response, "partitions", ())
-                ]
-                codes += [r.error_code for r in getattr(response, "results", ())]
-                retriable = [c for c in codes if c in _COORDINATOR_RETRIABLE]
-                if not retriable:
-                    return response
-                reason = f"the coordinator answered {retriable[0].name}"
-            if self._network.now() + self._backoff > deadline:
-                raise KafkaTimeoutError(
-                    f"{self.client_id}: no usable answer within max_block={self._max_block}s "
-                    f"({reason})"
-                )
-            await trio.sleep(self._backoff)
+        return await self._request(
+            make,
+            timeout=self._request_timeout,
+            deadline=self._network.now() + self._max_block,
+            backoff=self._backoff,
+            retry_if=_retriable_at_coordinator,
+            limit=f"max_block={self._max_block}s",
+        )
 
     async def _init_transactions(self, *, bump: bool = False) -> None:
         transactional_id = self._require_id()

@@ -309,8 +309,8 @@ class ProducerProtocol:
     def answered_out_of_order(self, correlation_id: int) -> bool:
         """Whether an older request is still unanswered: on one connection answers come in
         order, so the older one's answer was lost (Kafka's NetworkClient then disconnects)."""
-        oldest = next(iter(self._in_flight), None)
-        return oldest is not None and oldest < correlation_id <= max(self._in_flight)
+        # In-flight requests are kept in the order they were sent: the first is the oldest.
+        return correlation_id in self._in_flight and next(iter(self._in_flight)) < correlation_id
 
     @property
     def in_flight_count(self) -> int:

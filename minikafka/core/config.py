@@ -17,6 +17,12 @@ import attrs
 __all__ = ["BrokerConfig", "ConfigError", "Safeguard"]
 
 
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the choice closest to ``value``, or nothing if none is close."""
+    hint = difflib.get_close_matches(value, list(choices), n=1)
+    return f" Did you mean {hint[0]!r}?" if hint else ""
+
+
 class ConfigError(ValueError):
     """A configuration value or key that cannot be used; the message says what to do."""
 
@@ -44,8 +50,7 @@ class Safeguard(enum.Enum):
             if name in (safeguard.value, safeguard.name):
                 return safeguard
         choices = [safeguard.value for safeguard in cls]
-        hint = difflib.get_close_matches(name, choices, n=1)
-        suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
+        suggestion = did_you_mean(name, choices)
         raise ConfigError(
             f"unknown safeguard {name!r}.{suggestion} Choose one of: {', '.join(choices)}"
         )
@@ -115,7 +120,5 @@ class BrokerConfig:
         names = [field.name for field in attrs.fields(cls)]
         for key in options:
             if key not in names:
-                hint = difflib.get_close_matches(key, names, n=1)
-                suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
-                raise ConfigError(f"unknown broker setting {key!r}.{suggestion}")
+                raise ConfigError(f"unknown broker setting {key!r}.{did_you_mean(key, names)}")
         return cls(**options)

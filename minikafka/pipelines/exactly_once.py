@@ -6,6 +6,8 @@ to the committed offsets, since Kafka does not rewind it (KAFKA-17582)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from minikafka.client.consumer import Consumer
 from minikafka.client.errors import KafkaError
 from minikafka.client.producer import TransactionState
@@ -26,8 +28,9 @@ async def run(worker: Worker) -> None:
     await transactional_loop(worker, also=None)
 
 
-async def transactional_loop(worker: Worker, *, also: type[_DatabaseStep] | None) -> None:
-    """The read-process-write loop; ``also`` adds a step outside the Kafka transaction."""
+async def transactional_loop(worker: Worker, *, also: Callable[[Sink, Event], None] | None) -> None:
+    """The read-process-write loop; ``also(sink, event)`` is a step outside the Kafka
+    transaction, for each event."""
     consumer = worker.consumer(isolation_level="read_committed")
     producer = worker.producer(
         client_id=f"{worker.name}-out",
@@ -43,7 +46,7 @@ async def transactional_loop(worker: Worker, *, also: type[_DatabaseStep] | None
                         event = await worker.process(record)
                         await producer.send(OUTPUT_TOPIC, record.value, key=record.key)
                         if also is not None:
-                            also.apply(worker.sink, event)
+                            also(worker.sink, event)
                 await producer.send_offsets_to_transaction(
                     next_offsets(batch), consumer.group_metadata()
                 )
@@ -63,11 +66,3 @@ async def _rewind(consumer: Consumer, batch: dict[TopicPartition, list[ConsumerR
         if tp in owned:
             committed = await consumer.committed(tp)
             consumer.seek(tp, committed if committed is not None else records[0].offset)
-
-
-class _DatabaseStep:
-    """A write to the external database, made outside the Kafka transaction."""
-
-    @staticmethod
-    def apply(sink: Sink, event: Event) -> None:
-        raise NotImplementedError

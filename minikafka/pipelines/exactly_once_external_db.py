@@ -7,18 +7,17 @@ Kafka's transactions cannot reach a system that is not Kafka."""
 from __future__ import annotations
 
 from minikafka.pipelines.base import Event, Worker
-from minikafka.pipelines.exactly_once import _DatabaseStep, transactional_loop
+from minikafka.pipelines.exactly_once import transactional_loop
 from minikafka.pipelines.sink import Sink
 
 __all__ = ["run"]
 
 
-class _AddToBalance(_DatabaseStep):
-    @staticmethod
-    def apply(sink: Sink, event: Event) -> None:
-        sink.apply(event.transaction_id, event.amount, by="balance")
-        sink.add_to_balance(event.amount)
+def _add_to_balance(sink: Sink, event: Event) -> None:
+    """Post the event and add its amount to the balance: not idempotent."""
+    sink.apply(event.transaction_id, event.amount, by="balance")
+    sink.add_to_balance(event.amount)
 
 
 async def run(worker: Worker) -> None:
-    await transactional_loop(worker, also=_AddToBalance)
+    await transactional_loop(worker, also=_add_to_balance)

@@ -16,13 +16,13 @@ Clients are named by their ``client_id``. Times are simulated seconds.
 
 from __future__ import annotations
 
-import difflib
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
 
+from minikafka.core.config import did_you_mean
 from minikafka.core.messages import Request
 
 __all__ = ["API_NAMES", "CLIENT_KINDS", "FIELDS", "KINDS", "NETWORK_KINDS", "Fault", "FaultPlan"]
@@ -56,8 +56,7 @@ def _choice(what: str, value: str, choices: Iterable[str]) -> str:
     choices = list(choices)
     if value in choices:
         return value
-    hint = difflib.get_close_matches(value, choices, n=1)
-    suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
+    suggestion = did_you_mean(value, choices)
     raise ValueError(f"unknown {what} {value!r}.{suggestion} Choose one of: {', '.join(choices)}")
 
 

@@ -15,11 +15,11 @@ import attrs
 from hypothesis import HealthCheck, find, settings
 from hypothesis.errors import NoSuchExample
 
-from minikafka.pipelines import MODELS, PipelineResult, run_pipeline
+from minikafka.pipelines import PipelineResult, run_pipeline
 from minikafka.sim.faults import FaultPlan
 from minikafka.testing.faults import fault_plans
 
-__all__ = ["VIOLATIONS", "Counterexample", "find_violation", "promised"]
+__all__ = ["VIOLATIONS", "Counterexample", "find_violation"]
 
 VIOLATIONS: dict[str, Callable[[PipelineResult], list[str]]] = {
     "lost": lambda result: result.lost,
@@ -41,17 +41,6 @@ class Counterexample:
     @property
     def affected(self) -> list[str]:
         return VIOLATIONS[self.violation](self.result)
-
-
-def promised(model: str) -> list[str]:
-    """The violations ``model`` promises never to show."""
-    info = MODELS[model]
-    chosen = []
-    if info.no_loss:
-        chosen.append("lost")
-    if info.no_duplicates:
-        chosen.append("duplicated")
-    return chosen
 
 
 def find_violation(
