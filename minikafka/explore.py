@@ -24,6 +24,7 @@ from minikafka.core import Safeguard
 from minikafka.core.groups import OFFSETS_TOPIC
 from minikafka.testing.dedup import IdempotenceMachine
 from minikafka.testing.groups import GroupMachine
+from minikafka.testing.profiles import SEARCH_PHASES
 from minikafka.testing.story import LogRow, TransactionRow
 from minikafka.testing.transactions import AtomicCommitMachine, FencingMachine
 
@@ -125,6 +126,7 @@ def explore(
         derandomize=seed is None,
         print_blob=False,
         report_multiple_bugs=False,
+        phases=SEARCH_PHASES,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     # hypothesis takes any zero-argument callable that returns a machine.

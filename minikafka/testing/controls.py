@@ -13,6 +13,7 @@ from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from minikafka.core import BrokerConfig, Safeguard
+from minikafka.testing.profiles import SEARCH_PHASES
 
 __all__ = ["Breakable", "NoCounterexample", "find_counterexample"]
 
@@ -53,6 +54,7 @@ def find_counterexample(machine: type[Any], **overrides: Any) -> tuple[str, Any]
         machines.append(machine())
         return machines[-1]
 
+    overrides.setdefault("phases", SEARCH_PHASES)
     chosen = settings(print_blob=False, report_multiple_bugs=False, **overrides)
     try:
         run_state_machine_as_test(factory, settings=chosen)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from hypothesis.errors import NoSuchExample
 from minikafka.pipelines import PipelineResult, run_pipeline
 from minikafka.sim.faults import FaultPlan
 from minikafka.testing.faults import fault_plans
+from minikafka.testing.profiles import SEARCH_PHASES
 
 __all__ = ["VIOLATIONS", "Counterexample", "find_violation"]
 
@@ -75,6 +76,7 @@ def find_violation(
                 derandomize=True,
                 database=None,
                 deadline=None,
+                phases=SEARCH_PHASES,
                 suppress_health_check=list(HealthCheck),
             ),
         )

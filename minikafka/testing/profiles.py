@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
-__all__ = ["DEFAULT_PROFILE", "load_profile", "register_profiles"]
+__all__ = ["DEFAULT_PROFILE", "SEARCH_PHASES", "load_profile", "register_profiles"]
 
 DEFAULT_PROFILE = "ci"
+
+SEARCH_PHASES = tuple(phase for phase in Phase if phase is not Phase.explain)
+"""Every phase but ``explain``: to explain a failure, hypothesis traces each line the code runs,
+which makes a simulated run about five times slower, and our counterexamples carry their own
+story (the steps, the trace, the checker's report)."""
 
 
 def register_profiles() -> None:
@@ -25,6 +30,7 @@ def register_profiles() -> None:
         database=None,
         deadline=None,
         print_blob=True,
+        phases=SEARCH_PHASES,
         suppress_health_check=slow_is_fine,
     )
     settings.register_profile(
