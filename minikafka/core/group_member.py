@@ -108,6 +108,8 @@ class GroupMemberProtocol:
     assignment: tuple[TopicPartition, ...] = ()
     """The partitions this member believes it owns."""
     rejoin_needed: bool = True
+    joined: tuple[int, str] = (-1, "")
+    """(generation, member id) of the last join that completed: what ``group_metadata`` says."""
     errors: list[ErrorCode] = attrs.Factory(list)
     """Every error the coordinator answered, in order (for tests and stories)."""
 
@@ -122,7 +124,11 @@ class GroupMemberProtocol:
         return self.protocol_name in COOPERATIVE_ASSIGNORS
 
     def group_metadata(self) -> ConsumerGroupMetadata:
-        return ConsumerGroupMetadata(self.group_id, self.generation_id, self.member_id)
+        """The generation and member id of the last completed join, as Kafka's consumer keeps
+        them (``onJoinComplete``): an error that resets the member does not change them, so a
+        zombie's transactional commit names its old generation and is refused (KIP-447)."""
+        generation_id, member_id = self.joined
+        return ConsumerGroupMetadata(self.group_id, generation_id, member_id)
 
     # --- requests --------------------------------------------------------------------------
 
@@ -237,6 +243,7 @@ class GroupMemberProtocol:
         revoked = set(self.assignment) - set(given)
         self.assignment = given
         self.state = MemberState.STABLE
+        self.joined = (self.generation_id, self.member_id)
         if self.cooperative and revoked:
             # KIP-429: what this member gave up goes to its new owner in one more rebalance.
             return self.join_request()
