@@ -77,6 +77,24 @@ def test_a_follower_sends_no_assignment_and_takes_what_it_is_given() -> None:
     assert protocol.assignment == (TopicPartition("orders", 2),)
 
 
+def test_group_metadata_keeps_the_last_completed_join_through_a_reset() -> None:
+    """As Kafka's consumer (onJoinComplete): a zombie that was evicted still names its old
+    generation in a transactional commit, which the coordinator refuses (KIP-447). If the
+    reset showed through, the commit would carry generation -1 and no member id, a form the
+    coordinator accepts in any state."""
+    protocol = member()
+    assert protocol.group_metadata().generation_id == -1
+    protocol.member_id = "b"
+    protocol.on_join_response(
+        JoinGroupResponse(generation_id=3, protocol_name="range", leader="a", member_id="b"), ORDERS
+    )
+    protocol.on_sync_response(SyncGroupResponse(assignment=Assignment(()).to_bytes()))
+    protocol.on_heartbeat_response(HeartbeatResponse(error_code=ErrorCode.UNKNOWN_MEMBER_ID))
+    assert (protocol.member_id, protocol.generation_id) == ("", -1)
+    metadata = protocol.group_metadata()
+    assert (metadata.generation_id, metadata.member_id) == (3, "b")
+
+
 @pytest.mark.parametrize(
     ("error", "keeps_member_id"),
     [
