@@ -20,7 +20,8 @@ __all__ = ["main"]
 
 def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
     from minikafka.pipelines import MODELS
-    from minikafka.testing.pipelines import find_violation
+    from minikafka.sim.faults import KINDS
+    from minikafka.testing.pipelines import FAULTS_FOR, find_violation
 
     model = args.model
     if model not in MODELS:
@@ -39,6 +40,19 @@ def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
     options: dict[str, object] = {"max_examples": args.max_examples}
     if broken:
         options["disabled_safeguards"] = frozenset(broken)
+    if args.faults:
+        kinds = [kind.strip() for kind in args.faults.split(",") if kind.strip()]
+        unknown = [kind for kind in kinds if kind not in KINDS]
+        if unknown or not kinds:
+            console.print(
+                f"[red]unknown fault kinds {unknown or args.faults!r}[/]; "
+                f"choose from: {', '.join(KINDS)}"
+            )
+            return 2
+        options["kinds"] = tuple(kinds)
+    elif broken:
+        # Draw the faults the broken safeguards stand against.
+        options["kinds"] = tuple(sorted({kind for s in broken for kind in FAULTS_FOR[s]}))
     with Progress(
         TextColumn(f"[bold]exploring {model}"),
         TextColumn("{task.completed} runs"),
@@ -60,6 +74,7 @@ def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
                 {
                     "model": model,
                     "broken": [safeguard.value for safeguard in broken],
+                    "fault_kinds": list(options.get("kinds", KINDS)),  # type: ignore[call-overload]
                     "held": found is None,
                     "violation": found.violation if found else None,
                     "plan": repr(found.plan) if found else None,
@@ -83,13 +98,9 @@ def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
     console.print("The shrunk fault plan, as code that replays it:")
     console.print(repr(found.plan), highlight=False, markup=False)
     console.print(found.result.report)
-    first = found.result.trace.select(kind="fault")
-    if first:
-        console.print(
-            found.result.trace.around(first[0].time, seconds=1.0).timeline(
-                title="the trace around the first fault", limit=40
-            )
-        )
+    console.print(
+        found.story().timeline(title="what happened, from the first fault to the anomaly", limit=60)
+    )
     return 1
 
 
@@ -268,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="SAFEGUARD",
         help="switch a safeguard off, e.g. producer-dedup (repeatable)",
+    )
+    explore.add_argument(
+        "--faults",
+        metavar="KINDS",
+        help="with pipeline: the fault kinds to draw, comma-separated (default: all; with "
+        "--break, those the safeguard stands against)",
     )
     explore.add_argument("--max-examples", type=_positive, default=200, metavar="N")
     explore.add_argument(

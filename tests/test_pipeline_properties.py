@@ -16,7 +16,7 @@ from minikafka.sim.faults import FaultPlan
 from minikafka.testing.faults import fault_plans
 from minikafka.testing.pipelines import find_violation
 
-EXAMPLES = 25
+EXAMPLES = 100
 
 
 @pytest.mark.parametrize("model", list(MODELS))

@@ -107,23 +107,62 @@ def test_the_checker_names_what_each_model_did_under_the_crash() -> None:
     assert sum(1 for op in history if type(op).__name__ == "PollOp") >= 2
 
 
-@pytest.mark.parametrize(
-    ("safeguard", "plan"),
-    [
-        # A doubled transactional write: only the sequence check keeps one copy.
-        (
-            Safeguard.PRODUCER_DEDUP,
-            FaultPlan([Fault.duplicate_request(api="Produce", nth=1, client="worker-1-out")]),
-        ),
-        # A crash mid-transaction: only the LSO and the aborted list hide the aborted writes.
-        (Safeguard.LAST_STABLE_OFFSET, FaultPlan([Fault.client_crash(client="worker-1", at=3.55)])),
-    ],
-)
-def test_exactly_once_needs_each_safeguard_it_rests_on(
-    safeguard: Safeguard, plan: FaultPlan
-) -> None:
+def first_marker_time() -> float:
+    """When the first transaction's first marker is written, without faults."""
+    result = run_pipeline("exactly-once", events=10)
+    (first, *_) = [e for e in result.trace if e.kind == "marker"]
+    return first.time
+
+
+EXACTLY_ONCE_BREAKS = {
+    # A doubled transactional write: only the sequence check keeps one copy.
+    Safeguard.PRODUCER_DEDUP: lambda: FaultPlan(
+        [Fault.duplicate_request(api="Produce", nth=1, client="worker-1-out")]
+    ),
+    # A crash mid-transaction: only the LSO and the aborted list hide the aborted writes.
+    Safeguard.LAST_STABLE_OFFSET: lambda: FaultPlan(
+        [Fault.client_crash(client="worker-1", at=3.55)]
+    ),
+    # The answer to TxnOffsetCommit is lost, so the worker aborts: offsets that counted at
+    # once survive the abort, and the aborted batch is never read again.
+    Safeguard.PENDING_TXN_OFFSETS: lambda: FaultPlan(
+        [Fault.drop_response(api="TxnOffsetCommit", nth=1)]
+    ),
+    # The broker crashes between the two markers of a commit: the output's COMMIT is written,
+    # the offsets' is not. Recovery must finish the commit; without roll-forward it aborts
+    # the rest, and the batch is processed (and written) again.
+    Safeguard.ROLL_FORWARD: lambda: FaultPlan(
+        [Fault.broker_crash(at=first_marker_time(), down_for=1.0)]
+    ),
+    # The worker crashes with its EndTxn still on the way; the supervisor restarts it in
+    # place (same transactional id, a new epoch). The old EndTxn arrives in the middle of the
+    # new process's transaction: only the epoch check stops it from committing half of it.
+    Safeguard.EPOCH_FENCING: lambda: FaultPlan(
+        [
+            Fault.delay(api="EndTxn", nth=1, seconds=10.5, client="worker-1-out"),
+            Fault.client_crash(client="worker-1", at=4.05),
+        ]
+    ),
+    # The worker freezes for 15 s; the supervisor gives it up and starts worker-2, which
+    # takes the partitions over. worker-1 wakes with its transaction still open and commits
+    # it with its old generation: only the generation check refuses the zombie's offsets.
+    Safeguard.GENERATION_FENCING: lambda: FaultPlan(
+        [Fault.pause(client="worker-1", at=3.5, seconds=15.0)]
+    ),
+}
+
+
+def test_every_broker_safeguard_has_a_scenario() -> None:
+    assert set(EXACTLY_ONCE_BREAKS) == set(Safeguard)
+
+
+@pytest.mark.parametrize("safeguard", list(EXACTLY_ONCE_BREAKS), ids=lambda s: s.value)
+def test_exactly_once_needs_each_safeguard_it_rests_on(safeguard: Safeguard) -> None:
+    plan = EXACTLY_ONCE_BREAKS[safeguard]()
     safe = run_pipeline("exactly-once", events=10, faults=plan)
     assert safe.lost == [] and safe.duplicated == [] and safe.report.ok
     broken = run_pipeline("exactly-once", events=10, faults=plan, disabled_safeguards={safeguard})
-    assert broken.duplicated and not broken.kept_promise
-    assert broken.report.counts().get("duplicate-effect") == len(broken.duplicated)
+    assert not broken.kept_promise
+    counts = broken.report.counts()
+    assert counts.get("duplicate-effect", 0) == len(broken.duplicated)
+    assert counts.get("lost-effect", 0) == len(broken.lost)

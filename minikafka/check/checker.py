@@ -197,8 +197,9 @@ class Report:
         lines += [anomaly.text() for anomaly in self.anomalies]
         return "\n".join(lines)
 
-    def render(self, *, limit: int | None = None) -> Table:
-        """A rich table, one row per anomaly (the first ``limit`` of them)."""
+    def render(self, *, limit: int | None = None, per_name: int | None = 3) -> Table:
+        """A rich table, one row per anomaly (the first ``limit`` of them, and at most
+        ``per_name`` of each name, with a count of the rest)."""
         verdict = "ok" if self.ok else "FAILED"
         table = Table(title=f"history check: {verdict}", header_style="bold")
         table.add_column("severity")
@@ -206,7 +207,11 @@ class Report:
         table.add_column("meaning", overflow="fold")
         table.add_column("evidence", overflow="fold")
         anomalies = self.anomalies if limit is None else self.anomalies[:limit]
+        shown: Counter[str] = Counter()
         for anomaly in anomalies:
+            shown[anomaly.name] += 1
+            if per_name is not None and shown[anomaly.name] > per_name:
+                continue
             style = "bold red" if anomaly.severity == "error" else "yellow"
             table.add_row(
                 Text(anomaly.severity, style=style),
@@ -214,6 +219,9 @@ class Report:
                 anomaly.explanation,
                 _evidence_text(anomaly.evidence),
             )
+        for name, count in shown.items():
+            if per_name is not None and count > per_name:
+                table.add_row("", Text(name, style="dim"), "", f"... and {count - per_name} more")
         if not self.anomalies:
             table.add_row(Text("-", style="green"), Text("none", style="green"), "", "")
         return table

@@ -59,6 +59,9 @@ class ClientBase:
         self._calls: set[trio.CancelScope] = set()
         self._crash_reason = ""
         self._crash_listeners: list[Callable[[ClientBase], None]] = []
+        self.process = client_id
+        """The process this client runs in (set before ``start``): a pause planned for the
+        process freezes the client."""
 
     # --- life ---------------------------------------------------------------------------
 
@@ -73,7 +76,7 @@ class ClientBase:
     async def _connect(self) -> None:
         if self._life is not _Life.NEW:
             raise IllegalStateError(f"{self.client_id} was already started; create a new client")
-        self._network.register(self.client_id, self._crash_from_plan)
+        self._network.register(self.client_id, self._crash_from_plan, process=self.process)
         self._life = _Life.RUNNING
         await self._cluster.nursery.start(self._run_background)
         self._network.note("start", self.client_id, self.kind)

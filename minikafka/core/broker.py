@@ -105,6 +105,7 @@ from minikafka.core.producer_state import (
 )
 from minikafka.core.records import (
     MAX_SEQUENCE,
+    ControlType,
     RecordBatch,
     TopicPartition,
     control_batch,
@@ -116,7 +117,17 @@ from minikafka.core.transactions import (
     TransactionMetadata,
 )
 
-__all__ = ["Broker", "BrokerSnapshot", "PartitionSnapshot", "ProducerSnapshot"]
+__all__ = ["Broker", "BrokerSnapshot", "MarkerWritten", "PartitionSnapshot", "ProducerSnapshot"]
+
+
+@attrs.frozen(slots=True)
+class MarkerWritten:
+    """One transaction marker the broker's background work wrote (for traces)."""
+
+    transactional_id: str
+    result: ControlType
+    partition: TopicPartition
+
 
 PRODUCER_ID_BLOCK_SIZE = 1000
 """Kafka hands out producer ids in blocks of 1000, reserving each block durably first."""
@@ -324,16 +335,17 @@ class Broker:
         assert isinstance(response, FetchResponse | ListOffsetsResponse | OffsetFetchResponse)
         return response
 
-    def tick(self, now: float, *, marker_limit: int | None = None) -> None:
+    def tick(self, now: float, *, marker_limit: int | None = None) -> list[MarkerWritten]:
         """Let time pass and do the background work due by ``now``.
 
         Flushes logs whose unflushed tail is older than the flush interval, aborts
         transactions past their timeout (fencing their producers), and writes pending
         transaction markers, completing each transaction after its last marker.
         ``marker_limit`` writes at most that many markers (to stage a crash between them).
+        Returns the markers written.
         """
         if not self.running:
-            return
+            return []
         interval_s = self.config.log_flush_interval_ms / 1000
         for key, since in list(self._dirty.items()):
             if now - since >= interval_s:
@@ -346,7 +358,7 @@ class Broker:
         groups = self.group_coordinator
         if groups.deadline_ms is not None and now_ms >= groups.deadline_ms:
             groups.expire(now_ms)
-        self.write_markers(now, limit=marker_limit)
+        return self.write_markers(now, limit=marker_limit)
 
     def next_tick(self, now: float) -> float | None:
         """The earliest time (seconds) at which ``tick`` has work, or None if it has none
@@ -367,18 +379,18 @@ class Broker:
             due.append(deadline_ms / 1000)
         return min(due, default=None)
 
-    def write_markers(self, now: float, *, limit: int | None = None) -> int:
-        """Write pending transaction markers (at most ``limit``); returns how many were done."""
+    def write_markers(self, now: float, *, limit: int | None = None) -> list[MarkerWritten]:
+        """Write pending transaction markers (at most ``limit``); returns those written."""
         coordinator = self.transaction_coordinator
         now_ms = int(now * 1000)
-        done = 0
-        while coordinator.pending_markers and (limit is None or done < limit):
+        done: list[MarkerWritten] = []
+        while coordinator.pending_markers and (limit is None or len(done) < limit):
             job = next(iter(coordinator.pending_markers.values()))
             assert job.partitions, "a decided transaction always has partitions"
             tp = job.partitions[0]
             self._write_marker(job, tp, now_ms)
             coordinator.marker_written(job.transactional_id, tp, now_ms)
-            done += 1
+            done.append(MarkerWritten(job.transactional_id, job.result, tp))
         return done
 
     def _write_marker(self, job: MarkerJob, tp: TopicPartition, now_ms: int) -> None:

@@ -40,7 +40,7 @@ __all__ = [
 INPUT_TOPIC = "payments"
 OUTPUT_TOPIC = "ledger"
 GROUP = "payments-processor"
-TRANSACTION_TIMEOUT = 10.0
+TRANSACTION_TIMEOUT = 20.0
 """The transactional workers' transaction timeout (short, so a crashed worker's open
 transaction is aborted soon and stops holding read_committed readers back)."""
 
@@ -95,15 +95,19 @@ class Worker:
     scope: trio.CancelScope | None = None
     """The running incarnation's scope: cancelled when the process crashes."""
     clients: list[ClientBase] = attrs.Factory(list)
+    abandoned: bool = False
+    """The supervisor gave this process up for dead and started another in its place."""
 
     def start_incarnation(self, scope: trio.CancelScope) -> None:
         self.scope = scope
         self.clients = []
 
     def adopt(self, client: ClientBase) -> None:
-        """``client`` belongs to this process: if one of its clients crashes, all of it dies."""
+        """``client`` belongs to this process: if one of its clients crashes, all of it dies,
+        and a pause of the process (planned for the worker's name) freezes it too."""
         self.clients.append(client)
         client.when_crashed(self._died)
+        client.process = self.name
 
     def _died(self, crashed: ClientBase) -> None:
         for client in self.clients:
@@ -137,6 +141,7 @@ class Worker:
         """Read the event and spend the time its processing takes."""
         event = Event.parse(record.value)
         await trio.sleep(self.processing_time)
+        await self.cluster.network.wait_if_paused(self.name)  # a frozen process does nothing
         return event
 
     async def batches(self, consumer: Consumer) -> Any:

@@ -34,6 +34,8 @@ async def transactional_loop(worker: Worker, *, also: Callable[[Sink, Event], No
     consumer = worker.consumer(isolation_level="read_committed")
     producer = worker.producer(
         client_id=f"{worker.name}-out",
+        # One transactional id per process (KIP-447): a process restarted in place fences its
+        # own past; a replacement elsewhere fences a zombie through the group generation.
         transactional_id=f"{worker.name}-tx",
         transaction_timeout=TRANSACTION_TIMEOUT,
     )

@@ -100,9 +100,12 @@ MODELS: dict[str, Model] = {
 }
 """The five models, by the names DESIGN.md fixes."""
 
-WORKER = "worker-1"
+WORKER_PREFIX = "worker-"
+"""Worker processes are ``worker-1``, then ``worker-2`` for the one that replaces it, ..."""
 SOURCE = "source"
 MAX_RESTARTS = 20
+LIVENESS_PROBES = 3
+"""The supervisor gives a process up for dead after this many missed probes (one a second)."""
 
 
 @attrs.frozen
@@ -151,26 +154,62 @@ class PipelineResult:
         )
 
 
-async def _supervise(worker: Worker, model: Model) -> int:
-    """Run the worker's loop until it finishes, restarting it after each crash or failure."""
+async def _supervise(make_worker: Callable[[str], Worker], model: Model) -> int:
+    """Run the model's loop in a worker process until one finishes; returns the restarts.
+
+    As a process supervisor does: a process that crashes or fails is started again under the
+    same name, a second later. A process that stops answering the supervisor's liveness probe
+    (one a second; it fails while the process is frozen by a pause) for ``LIVENESS_PROBES``
+    probes in a row is given up for dead, and a new process (``worker-2``, ...) takes its
+    place. The frozen one is not dead: when it wakes it goes on where it was, a zombie, until
+    something fences it (its transactional id, its group generation) or its input runs dry.
+    """
     restarts = 0
-    while True:
-        try:
-            with trio.CancelScope() as scope:
-                worker.start_incarnation(scope)
-                await model.run(worker)
-            if not scope.cancelled_caught:
-                return restarts
+    number = 1
+    async with trio.open_nursery() as processes:
+        while True:
+            worker = make_worker(f"{WORKER_PREFIX}{number}")
+            ended = trio.Event()
+            reasons: list[str | None] = []
+            processes.start_soon(_live, worker, model, ended, reasons)
+            missed = 0
+            while not ended.is_set() and missed < LIVENESS_PROBES:
+                with trio.move_on_after(1.0):
+                    await ended.wait()
+                missed = missed + 1 if worker.cluster.network.is_paused(worker.name) else 0
+            if ended.is_set():
+                (reason,) = reasons
+                if reason is None:
+                    return restarts
+            else:
+                reason = f"no answer to {LIVENESS_PROBES} liveness probes; it is given up for dead"
+                worker.abandoned = True
+                number += 1
+            restarts += 1
+            worker.cluster.network.note("restart", worker.name, reason)
+            if restarts > MAX_RESTARTS:
+                raise RuntimeError(f"{worker.name} failed {restarts} times; the last: {reason}")
+            await trio.sleep(1.0)  # the supervisor's restart delay
+
+
+async def _live(worker: Worker, model: Model, ended: trio.Event, reasons: list[str | None]) -> None:
+    """One process: run the loop; say why it ended (None: it finished its work)."""
+    reason: str | None = None
+    try:
+        with trio.CancelScope() as scope:
+            worker.start_incarnation(scope)
+            await model.run(worker)
+        if scope.cancelled_caught:
             reason = "the process crashed"
-        except (ClientCrashed, KafkaError, IllegalStateError) as error:
-            reason = f"{type(error).__name__}: {error}"
-            for client in worker.clients:  # a failed process exits: its clients go with it
-                client.crash(f"its process failed: {reason}")
-        restarts += 1
-        worker.cluster.network.note("restart", worker.name, reason)
-        if restarts > MAX_RESTARTS:
-            raise RuntimeError(f"{worker.name} failed {restarts} times; the last: {reason}")
-        await trio.sleep(1.0)  # the supervisor's restart delay
+    except (ClientCrashed, KafkaError, IllegalStateError) as error:
+        reason = f"{type(error).__name__}: {error}"
+        for client in worker.clients:  # a failed process exits: its clients go with it
+            client.crash(f"its process failed: {reason}")
+    reasons.append(reason)
+    ended.set()
+    if worker.abandoned:
+        why = reason or "its input ran dry"
+        worker.cluster.network.note("exit", worker.name, f"the zombie process ended: {why}")
 
 
 async def _read_output(cluster: minikafka.Cluster, history: History | None) -> Counter[str]:
@@ -241,8 +280,9 @@ def run_pipeline(
                     event = Event.parse(value)
                     sent.append(event.transaction_id)
                     expected += event.amount
-            worker = Worker(WORKER, cluster, sink, history=history)
-            restarts = await _supervise(worker, chosen)
+            restarts = await _supervise(
+                lambda name: Worker(name, cluster, sink, history=history), chosen
+            )
             await trio.sleep(TRANSACTION_TIMEOUT + 5.0)  # past any open transaction's timeout
             topic = await _read_output(
                 cluster,

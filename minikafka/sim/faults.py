@@ -39,7 +39,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "drop_response": ("api", "nth", "client"),
     "duplicate_request": ("api", "nth", "client"),
     "delay": ("api", "nth", "seconds", "client"),
-    "broker_crash": ("at", "down_for"),
+    "broker_crash": ("at", "after", "nth", "down_for"),
     "client_crash": ("client", "at", "after"),
     "pause": ("client", "at", "seconds"),
 }
@@ -104,7 +104,13 @@ class Fault:
             raise ValueError(f"a {self.kind} fault needs the client's client_id")
         if self.kind == "client_crash" and (self.at is None) == (self.after is None):
             raise ValueError("a client_crash happens at a time (at=) or after an API call (after=)")
-        if self.kind in ("broker_crash", "pause") and self.at is None:
+        if self.kind == "broker_crash" and (self.at is None) == (self.after is None):
+            raise ValueError(
+                "a broker_crash happens at a time (at=) or after it handles a call (after=)"
+            )
+        if self.kind == "broker_crash" and (self.nth is None) != (self.after is None):
+            raise ValueError("a broker_crash after a call names the call: after=API and nth=N")
+        if self.kind == "pause" and self.at is None:
             raise ValueError(f"a {self.kind} fault needs a time (at=)")
         if self.kind == "pause" and self.seconds is None:
             raise ValueError("a pause fault needs seconds")
@@ -132,9 +138,20 @@ class Fault:
         return cls(kind="delay", api=api, nth=nth, seconds=seconds, client=client)
 
     @classmethod
-    def broker_crash(cls, *, at: float, down_for: float = 0.0) -> Fault:
-        """The broker crashes at ``at`` and recovers ``down_for`` seconds later."""
-        return cls(kind="broker_crash", at=at, down_for=down_for)
+    def broker_crash(
+        cls,
+        *,
+        at: float | None = None,
+        after: str | None = None,
+        nth: int | None = None,
+        down_for: float = 0.0,
+    ) -> Fault:
+        """The broker crashes at ``at``, or right after its answer to the ``nth`` call of
+        ``after`` reaches the client (before any background work that call started, such
+        as writing transaction markers), and recovers ``down_for`` seconds later."""
+        if after is not None and nth is None:
+            nth = 1
+        return cls(kind="broker_crash", at=at, after=after, nth=nth, down_for=down_for)
 
     @classmethod
     def client_crash(
@@ -167,8 +184,11 @@ class Fault:
     def __repr__(self) -> str:
         fields: dict[str, Any] = attrs.asdict(self)
         kind = fields.pop("kind")
+        fields = {name: fields[name] for name in FIELDS[kind]}
         if kind == "broker_crash" and fields["down_for"] == 0.0:
             fields["down_for"] = None
+        if kind == "broker_crash" and fields["nth"] == 1:
+            fields["nth"] = None
         shown = ", ".join(
             f"{name}={value!r}" for name, value in fields.items() if value is not None
         )

@@ -21,7 +21,8 @@ Rules of this module:
    dropped. The next request opens a new connection.
 6. Client faults go to the client's endpoint: a crash stops it at once (an ``after=`` crash
    takes the place of the answer it waited for, so the client never sees it); a pause freezes
-   it: its requests, the answers to it and its request timeouts wait until the pause ends.
+   it: its requests, the answers to it and its request timeouts wait until the pause ends. A
+   pause of a process (``register(process=)``) freezes every client in it.
 7. Time: trio's clock is absolute; simulated time is seconds since the network started,
    rounded to the nanosecond, so that the broker, the trace and the clients agree on one value
    for each instant. A run is fixed by its seed and plan when its clock starts where the last
@@ -59,7 +60,10 @@ BROKER = "broker"
 TIME_RESOLUTION_S = 1e-9
 """Simulated time is rounded to this (a nanosecond)."""
 TICK_INTERVAL_S = 0.1
-"""How long the broker's background work waits between two rounds of markers."""
+"""How long the broker's background work waits between two marker writes."""
+MARKERS_PER_TICK = 1
+"""Markers written per tick: one partition at a time, as separate appends to separate logs
+are, so a broker crash can fall between the markers of one transaction."""
 
 
 class ConnectionBroken(ConnectionError):
@@ -101,6 +105,9 @@ class Endpoint:
     connection: int
     """The id of the client's current connection; answers on an older one are dropped."""
     crashed: bool = False
+    process: str = ""
+    """The process the client runs in (its own name unless ``register`` says otherwise): a
+    pause of the process freezes every client in it."""
     paused_until: float = -math.inf
     """trio time at which the client's current pause ends."""
     pauses: list[tuple[float, float]] = attrs.Factory(list)
@@ -168,6 +175,11 @@ class Network:
         self._crash_after: list[Fault] = [
             f for f in self.plan if f.kind == "client_crash" and f.after is not None
         ]
+        self._broker_crash_after: list[Fault] = [
+            f for f in self.plan if f.kind == "broker_crash" and f.after is not None
+        ]
+        self._answered: dict[str, int] = {}
+        """How many answers to each API have reached their clients."""
         self._incarnation = 0
         self._down_until = -math.inf
         self._stalled: set[tuple[str, str, int]] = set()
@@ -178,17 +190,29 @@ class Network:
 
     # --- endpoints ----------------------------------------------------------------------
 
-    def register(self, name: str, on_crash: Callable[[str], None]) -> Endpoint:
-        """Connect a client named ``name`` (its client_id); names are unique while alive."""
+    def register(
+        self, name: str, on_crash: Callable[[str], None], *, process: str | None = None
+    ) -> Endpoint:
+        """Connect a client named ``name`` (its client_id); names are unique while alive.
+        ``process`` names the process it runs in: a pause planned for that name freezes it."""
         old = self._endpoints.get(name)
         if old is not None and not old.crashed:
             raise ValueError(
                 f"a client named {name!r} is already connected; give each client its own "
                 "client_id, or close (or crash) the old one first"
             )
-        endpoint = Endpoint(name, on_crash, next(self._connections))
+        endpoint = Endpoint(name, on_crash, next(self._connections), process=process or name)
         self._endpoints[name] = endpoint
         return endpoint
+
+    def is_paused(self, client: str) -> bool:
+        """Whether ``client`` (or the process of that name) is frozen by a pause right now."""
+        endpoint = self._endpoints.get(client)
+        return (
+            endpoint is not None
+            and not endpoint.crashed
+            and endpoint.paused_until > trio.current_time()
+        )
 
     def unregister(self, name: str, *, crashed: bool) -> None:
         """The client closed (or crashed): its connection closes, its requests fail."""
@@ -414,7 +438,16 @@ class Network:
                 return  # replaced by an earlier tick
             self._tick_at = None
             if self.broker.running:
-                self.broker.tick(now)
+                for marker in self.broker.tick(now, marker_limit=MARKERS_PER_TICK):
+                    tp = marker.partition
+                    self._note(
+                        now,
+                        "marker",
+                        BROKER,
+                        f"{tp.topic}-{tp.partition}",
+                        None,
+                        f"{marker.result.name} of {marker.transactional_id}",
+                    )
                 self._send_held(now)
             self._schedule_tick()
         elif envelope.kind == "crash":
@@ -506,6 +539,11 @@ class Network:
         if not answered.done.is_set():
             answered.response = envelope.payload
             answered.done.set()
+        count = self._answered[answered.api] = self._answered.get(answered.api, 0) + 1
+        for fault in self._broker_crash_after:
+            if fault.after == answered.api and fault.nth == count:
+                # The client has its answer; the broker's background work after it is lost.
+                self._planned_crash(fault, now)
 
     def _client_fault(self, client: str, fault: Fault, now: float) -> None:
         endpoint = self._endpoints.get(client)
@@ -516,8 +554,14 @@ class Network:
         if fault.kind == "pause":
             begin = trio.current_time()
             end = begin + (fault.seconds or 0.0)
-            endpoint.pauses.append((begin, end))
-            endpoint.paused_until = max(endpoint.paused_until, end)
+            frozen = [endpoint] + [
+                other
+                for other in self._endpoints.values()
+                if other.process == client and other is not endpoint and not other.crashed
+            ]
+            for each in frozen:
+                each.pauses.append((begin, end))
+                each.paused_until = max(each.paused_until, end)
         else:
             endpoint.on_crash(repr(fault))
 

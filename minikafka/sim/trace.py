@@ -32,8 +32,15 @@ STYLES = {
     "send": "dim",
     "handle": "cyan",
     "deliver": "dim",
+    "marker": "blue",
 }
 """How each kind of event looks in the timeline (kinds not listed are plain)."""
+ROUTINE_KINDS = frozenset({"send", "handle", "deliver"})
+"""What every request does on its way: the story keeps only the handling of other APIs."""
+ROUTINE_APIS = frozenset(
+    {"Fetch", "Heartbeat", "Metadata", "Produce", "ListOffsets", "FindCoordinator"}
+)
+"""APIs whose traffic keeps a client going but rarely explains an anomaly by itself."""
 
 
 class Trace(Sequence[TraceEvent]):
@@ -86,6 +93,21 @@ class Trace(Sequence[TraceEvent]):
     def around(self, time: float, *, seconds: float = 1.0) -> Trace:
         """The events within ``seconds`` of ``time``."""
         return Trace(e for e in self._events if abs(e.time - time) <= seconds)
+
+    def between(self, start: float, end: float) -> Trace:
+        """The events from ``start`` to ``end`` (simulated seconds, both included)."""
+        return Trace(e for e in self._events if start <= e.time <= end)
+
+    def story(self) -> Trace:
+        """The events that tell what happened: no request's way there and back (its send and
+        its delivery), and no handling of the APIs that only keep things going; faults,
+        crashes, losses, transactions, markers, polls and rebalances all stay."""
+        return Trace(
+            e
+            for e in self._events
+            if e.kind not in ROUTINE_KINDS
+            or (e.kind == "handle" and e.api is not None and e.api not in ROUTINE_APIS)
+        )
 
     def text(self) -> str:
         """One line per event: the form two runs with the same seed and plan share exactly."""

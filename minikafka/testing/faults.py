@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from minikafka.sim.faults import Fault, FaultPlan
+from minikafka.sim.faults import KINDS, Fault, FaultPlan
 
 __all__ = ["DEFAULT_APIS", "fault_plans", "faults"]
 
@@ -34,39 +34,61 @@ def faults(
     horizon: float = 10.0,
     max_nth: int = 5,
     broker_crashes: bool = True,
+    kinds: Sequence[str] = KINDS,
 ) -> st.SearchStrategy[Fault]:
-    """One fault, of any kind the arguments allow."""
+    """One fault, of any kind the arguments allow (``kinds``: the kinds to draw from)."""
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown fault kinds {unknown}; choose from: {', '.join(KINDS)}")
+    if not kinds:
+        raise ValueError(f"no fault kinds to draw from; choose from: {', '.join(KINDS)}")
+    if not broker_crashes and "broker_crash" in kinds:
+        kinds.remove("broker_crash")
     client = st.sampled_from(list(clients))
     api = st.sampled_from(list(apis))
     nth = st.integers(1, max_nth)
-    choices: list[st.SearchStrategy[Fault]] = [
-        st.builds(lambda c, t: Fault.client_crash(client=c, at=t), client, _times(horizon)),
-        st.builds(lambda c, a: Fault.client_crash(client=c, after=a), client, api),
-        st.builds(lambda a, n: Fault.drop_response(api=a, nth=n), api, nth),
-        st.builds(lambda a, n: Fault.drop_request(api=a, nth=n), api, nth),
-        st.builds(lambda a, n: Fault.duplicate_request(api=a, nth=n), api, nth),
-        st.builds(
-            lambda c, t, s: Fault.pause(client=c, at=t, seconds=s),
-            client,
-            _times(horizon),
-            st.sampled_from([5.0, 15.0, 60.0]),
-        ),
-        st.builds(
-            lambda a, n, s: Fault.delay(api=a, nth=n, seconds=s),
-            api,
-            nth,
-            st.sampled_from([1.0, 5.0, 40.0]),
-        ),
-    ]
-    if broker_crashes:
-        choices.append(
+    downtime = st.sampled_from([0.5, 2.0, 10.0])
+    by_kind: dict[str, list[st.SearchStrategy[Fault]]] = {
+        "client_crash": [
+            st.builds(lambda c, t: Fault.client_crash(client=c, at=t), client, _times(horizon)),
+            st.builds(lambda c, a: Fault.client_crash(client=c, after=a), client, api),
+        ],
+        "drop_response": [st.builds(lambda a, n: Fault.drop_response(api=a, nth=n), api, nth)],
+        "drop_request": [st.builds(lambda a, n: Fault.drop_request(api=a, nth=n), api, nth)],
+        "duplicate_request": [
+            st.builds(lambda a, n: Fault.duplicate_request(api=a, nth=n), api, nth)
+        ],
+        "pause": [
             st.builds(
-                lambda t, d: Fault.broker_crash(at=t, down_for=d),
+                lambda c, t, s: Fault.pause(client=c, at=t, seconds=s),
+                client,
                 _times(horizon),
-                st.sampled_from([0.5, 2.0, 10.0]),
+                st.sampled_from([5.0, 15.0, 60.0]),
             )
-        )
-    return st.one_of(choices)
+        ],
+        "delay": [
+            st.builds(
+                lambda a, n, s: Fault.delay(api=a, nth=n, seconds=s),
+                api,
+                nth,
+                st.sampled_from([1.0, 5.0, 40.0]),
+            )
+        ],
+        "broker_crash": [
+            st.builds(lambda t, d: Fault.broker_crash(at=t, down_for=d), _times(horizon), downtime),
+            st.builds(
+                lambda a, n, d: Fault.broker_crash(after=a, nth=n, down_for=d),
+                api,
+                nth,
+                downtime,
+            ),
+        ],
+    }
+    # In the order of simplicity the module docstring gives, whatever order kinds came in.
+    order = ["client_crash", "drop_response", "drop_request", "duplicate_request", "pause"]
+    order += ["delay", "broker_crash"]
+    return st.one_of([choice for kind in order if kind in kinds for choice in by_kind[kind]])
 
 
 def fault_plans(
@@ -77,6 +99,7 @@ def fault_plans(
     horizon: float = 10.0,
     max_nth: int = 5,
     broker_crashes: bool = True,
+    kinds: Sequence[str] = KINDS,
 ) -> st.SearchStrategy[FaultPlan]:
     """A plan of at most ``max_faults`` faults; it shrinks toward fewer and simpler ones."""
     return st.lists(
@@ -86,6 +109,7 @@ def fault_plans(
             horizon=horizon,
             max_nth=max_nth,
             broker_crashes=broker_crashes,
+            kinds=kinds,
         ),
         max_size=max_faults,
     ).map(FaultPlan)
