@@ -236,17 +236,25 @@ def run_pipeline(
     seed: int = 0,
     faults: FaultPlan | None = None,
     database: str = ":memory:",
+    partitions: int = 3,
+    keyed: bool = False,
     **broker_config: Any,
 ) -> PipelineResult:
-    """Run ``model`` over ``events`` payment events under ``faults`` and count the outcome."""
+    """Run ``model`` over ``events`` payment events under ``faults`` and count the outcome.
+
+    The input topic has ``partitions`` partitions; with ``keyed`` each event is keyed by its
+    transaction id (so events spread over the partitions by hash), else the producer's sticky
+    partitioner fills one partition per batch."""
     chosen = MODELS.get(model)
     if chosen is None:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    if isinstance(events, bool) or not isinstance(events, int) or events < 0:
+        raise ValueError(f"events is how many payment events to send, 0 or more; not {events!r}")
     sink = Sink(database)
 
     async def main() -> PipelineResult:
         async with minikafka.open_cluster(seed=seed, faults=faults, **broker_config) as cluster:
-            await cluster.create_topic(INPUT_TOPIC, partitions=3)
+            await cluster.create_topic(INPUT_TOPIC, partitions=partitions)
             await cluster.create_topic(OUTPUT_TOPIC, partitions=1)
             sent: list[str] = []
             expected = 0
@@ -261,8 +269,9 @@ def run_pipeline(
             async with cluster.producer(client_id=SOURCE) as source:
                 for number in range(events):
                     value = payment_event(number)
+                    key = Event.parse(value).transaction_id.encode() if keyed else None
                     try:
-                        metadata = await source.send_and_wait(INPUT_TOPIC, value)
+                        metadata = await source.send_and_wait(INPUT_TOPIC, value, key=key)
                     except KafkaError:
                         # Never acknowledged: not an event the pipeline owes, though it may
                         # have landed.

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 from hypothesis import HealthCheck, find, settings
+from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from minikafka.check.history import PollOp
@@ -23,7 +24,7 @@ from minikafka.sim.trace import Trace
 from minikafka.testing.faults import fault_plans
 from minikafka.testing.profiles import SEARCH_PHASES
 
-__all__ = ["FAULTS_FOR", "VIOLATIONS", "Counterexample", "find_violation"]
+__all__ = ["FAULTS_FOR", "VIOLATIONS", "Counterexample", "Workload", "find_violation", "workloads"]
 
 VIOLATIONS: dict[str, Callable[[PipelineResult], list[str]]] = {
     "lost": lambda result: result.lost,
@@ -45,6 +46,45 @@ FAULTS_FOR: dict[Safeguard, tuple[str, ...]] = {
 only these, so it spends its examples where the failure is. (For EPOCH_FENCING the failure
 needs a late request of a dead process to land inside its successor's transaction, a window
 of about a second that a random search rarely hits; tests/test_pipelines.py stages it.)"""
+
+
+@attrs.frozen
+class Workload:
+    """What the source writes before the pipeline runs, and the cluster's seed."""
+
+    events: int = 10
+    """How many payment events (each with its own transaction id)."""
+    partitions: int = 3
+    """The input topic's partitions."""
+    keyed: bool = False
+    """Key each event by its transaction id (spread by hash), or not (sticky batches)."""
+    seed: int = 0
+    """The cluster's seed: the partitioner's and the scheduler's choices."""
+
+    def run(
+        self, model: str, faults: FaultPlan | None = None, **broker_config: Any
+    ) -> PipelineResult:
+        """Run ``model`` on this workload under ``faults``."""
+        return run_pipeline(
+            model,
+            events=self.events,
+            partitions=self.partitions,
+            keyed=self.keyed,
+            seed=self.seed,
+            faults=faults,
+            **broker_config,
+        )
+
+
+def workloads(*, max_events: int = 20, max_partitions: int = 3) -> st.SearchStrategy[Workload]:
+    """Workloads that shrink toward one event, one partition, no keys and seed 0."""
+    return st.builds(
+        Workload,
+        events=st.integers(1, max_events),
+        partitions=st.integers(1, max_partitions),
+        keyed=st.booleans(),
+        seed=st.integers(0, 2**16),
+    )
 
 
 @attrs.frozen
