@@ -417,6 +417,45 @@ def test_rich_render_smoke() -> None:
     assert "history check: ok" in out
 
 
+def rendered(report: Report, **options: int | None) -> str:
+    """The table ``report.render(**options)`` draws, as plain text."""
+    console = Console(file=StringIO(), record=True, width=120)
+    console.print(report.render(**options))
+    return console.export_text()
+
+
+def test_the_table_shows_three_anomalies_of_a_name_and_counts_the_rest() -> None:
+    h = History()
+    h.effect("sink", "twice")
+    h.effect("sink", "twice")
+    report = check(h, expected_keys=["twice", *(f"k{i}" for i in range(5))])
+    assert report.counts() == {"lost-effect": 5, "duplicate-effect": 1}
+
+    text = rendered(report)
+
+    assert [f"key='k{i}'" in text for i in range(5)] == [True, True, True, False, False]
+    assert text.count("lost-effect") == 4  # three rows, and one that counts the rest
+    assert text.count("... and") == 1 and "... and 2 more" in text
+    assert "key='twice'" in text
+
+
+def test_the_count_of_the_rest_covers_anomalies_past_the_limit() -> None:
+    report = check(History(), expected_keys=[f"k{i}" for i in range(5)])
+
+    text = rendered(report, limit=4)
+
+    assert "... and 2 more" in text
+
+
+def test_the_table_shows_every_anomaly_without_a_per_name_limit() -> None:
+    report = check(History(), expected_keys=[f"k{i}" for i in range(5)])
+
+    text = rendered(report, per_name=None)
+
+    assert all(f"key='k{i}'" in text for i in range(5))
+    assert "... and" not in text
+
+
 def test_send_validation() -> None:
     h = History()
     with pytest.raises(ValueError, match="partition and offset"):

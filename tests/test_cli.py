@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from minikafka import Safeguard
 from minikafka.cli import main
+from minikafka.testing.pipelines import FAULTS_FOR
 
 
 def test_explore_dedup_holds(capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,3 +128,21 @@ def test_explore_pipeline_needs_a_known_model(capsys: pytest.CaptureFixture[str]
     assert main(["explore", "pipeline"]) == 2
     assert main(["explore", "pipeline", "--model", "exactly-twice"]) == 2
     assert "at-least-once" in capsys.readouterr().out
+
+
+def test_explore_pipeline_with_a_safeguard_broken_draws_the_faults_it_stands_against(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--model", "exactly-once", "--break", "pending-txn-offsets", "--max-examples", "30"]
+    assert main(["explore", "pipeline", *args, "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert sorted(result["fault_kinds"]) == sorted(FAULTS_FOR[Safeguard.PENDING_TXN_OFFSETS])
+    assert not result["held"] and result["plan"].startswith("FaultPlan([")
+    assert set(re.findall(r"Fault\.(\w+)\(", result["plan"])) <= set(result["fault_kinds"])
+
+
+def test_explore_pipeline_refuses_unknown_fault_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--model", "exactly-once", "--faults", "pause,nonsense"]
+    assert main(["explore", "pipeline", *args]) == 2
+    out = capsys.readouterr().out
+    assert "unknown fault kinds ['nonsense']" in out and "broker_crash" in out

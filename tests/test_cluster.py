@@ -366,3 +366,163 @@ def test_faults_refuse_fields_their_kind_does_not_take() -> None:
     assert FaultPlan.random(seed=1, rate=1.0, kinds="delay", apis="Produce", calls=2) == FaultPlan(
         FaultPlan.random(seed=1, rate=1.0, kinds=["delay"], apis=["Produce"], calls=2)
     )
+
+
+async def test_a_broker_crash_after_a_call_comes_once_the_client_has_its_answer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.broker_crash(after="Produce", down_for=2.0)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer() as producer:
+            metadata = await producer.send_and_wait("t", b"landed")
+            assert metadata.offset == 0
+            assert not cluster.broker.running
+            await trio.sleep(2.5)  # it recovers at 2.0
+            assert cluster.broker.running
+            assert (await producer.send_and_wait("t", b"after")).offset == 1
+        trace = cluster.trace
+    kinds = [(e.kind, e.api) for e in trace]
+    crash = trace[kinds.index(("deliver", "Produce")) + 1]  # right after the first answer
+    assert crash.kind == "crash" and crash.time == 0.0
+    assert crash.detail == "Fault.broker_crash(after='Produce', down_for=2.0)"
+    assert [e.time for e in trace.select(kind="recover")] == [2.0]
+
+
+async def test_a_broker_crash_after_a_call_counts_the_answers_clients_read(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The doubled Produce's second answer is read by nobody, so it is not the second."""
+    plan = FaultPlan(
+        [
+            Fault.duplicate_request(api="Produce", nth=1),
+            Fault.broker_crash(after="Produce", nth=2, down_for=1.0),
+        ]
+    )
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer() as producer:
+            await producer.send_and_wait("t", b"one")
+            assert cluster.broker.running
+            await producer.send_and_wait("t", b"two")
+            assert not cluster.broker.running
+
+
+async def committed_transaction(plan: FaultPlan) -> tuple[minikafka.Trace, list[bytes]]:
+    """One transaction over two partitions under ``plan``; what read_committed reads after."""
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t", partitions=2)
+        producer = cluster.producer(transactional_id="pay-1")
+        async with producer, producer.transaction():
+            await producer.send("t", b"a", partition=0)
+            await producer.send("t", b"b", partition=1)
+        await trio.sleep(5.0)
+        async with cluster.consumer(
+            "t", group_id="g", isolation_level="read_committed", auto_offset_reset="earliest"
+        ) as consumer:
+            batch = await consumer.getmany(timeout=10.0)
+        return cluster.trace, sorted(r.value or b"" for records in batch.values() for r in records)
+
+
+async def test_the_markers_of_a_transaction_are_written_one_per_tick(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    trace, read = await committed_transaction(FaultPlan())
+    markers = trace.select(kind="marker")
+    assert [(e.time, e.target, e.detail) for e in markers] == [
+        (0.1, "t-0", "COMMIT of pay-1"),
+        (0.2, "t-1", "COMMIT of pay-1"),
+    ]
+    assert read == [b"a", b"b"]
+
+
+async def test_a_broker_crash_between_two_markers_leaves_the_second_for_recovery(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.broker_crash(at=0.1, down_for=1.0)])  # at the first marker
+    trace, read = await committed_transaction(plan)
+    crash = trace.select(kind="crash")[0].time
+    recover = trace.select(kind="recover")[0].time
+    markers = trace.select(kind="marker")
+    assert [e.target for e in markers if e.time <= crash] == ["t-0"]
+    assert "t-1" in [e.target for e in markers if e.time > recover]
+    assert read == [b"a", b"b"]  # rolled forward: the transaction still commits
+
+
+async def test_a_pause_of_a_process_freezes_every_client_in_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.pause(client="worker-9", at=1.0, seconds=10.0)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        worker = cluster.producer(client_id="worker-9")
+        helper = cluster.producer(client_id="worker-9-out")
+        helper.process = "worker-9"
+        async with worker, helper, cluster.producer(client_id="outsider") as outsider:
+            await trio.sleep(2.0)
+            assert cluster.network.is_paused("worker-9")
+            assert cluster.network.is_paused("worker-9-out")
+            await outsider.send_and_wait("t", b"now")
+            assert cluster.now() == pytest.approx(2.0)
+            await helper.send_and_wait("t", b"later")
+            assert cluster.now() == pytest.approx(11.0)
+            assert not cluster.network.is_paused("worker-9")
+
+
+async def test_a_pause_of_a_process_freezes_it_when_no_client_bears_its_name(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    plan = FaultPlan([Fault.pause(client="worker-9", at=1.0, seconds=10.0)])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        producer = cluster.producer(client_id="worker-9-out")
+        producer.process = "worker-9"
+        async with producer:
+            await trio.sleep(2.0)
+            assert cluster.network.is_paused("worker-9")
+            await producer.send_and_wait("t", b"later")
+            assert cluster.now() == pytest.approx(11.0)
+
+
+def event(time: float, kind: str, api: str | None = None) -> minikafka.TraceEvent:
+    return minikafka.TraceEvent(time, kind, "c1", "broker", api, "")
+
+
+STORY = minikafka.Trace(
+    [
+        event(0.0, "send", "Produce"),
+        event(0.0, "handle", "Produce"),
+        event(0.0, "deliver", "Produce"),
+        event(0.5, "handle", "Heartbeat"),
+        event(1.0, "fault", "EndTxn"),
+        event(1.0, "handle", "EndTxn"),
+        event(1.0, "txn"),
+        event(1.1, "marker"),
+        event(1.5, "handle", "Fetch"),
+        event(1.5, "poll"),
+        event(2.0, "crash"),
+        event(2.0, "handle", "Metadata"),
+        event(2.5, "handle", "ListOffsets"),
+        event(2.5, "handle", "FindCoordinator"),
+        event(3.0, "recover"),
+    ]
+)
+
+
+def test_between_keeps_the_events_of_a_time_span_both_ends_included() -> None:
+    assert [e.time for e in STORY.between(1.0, 1.5)] == [1.0, 1.0, 1.0, 1.1, 1.5, 1.5]
+    assert STORY.between(3.5, 9.0) == minikafka.Trace([])
+
+
+def test_the_story_leaves_out_routine_traffic() -> None:
+    story = STORY.story()
+    assert [(e.kind, e.api) for e in story] == [
+        ("fault", "EndTxn"),
+        ("handle", "EndTxn"),
+        ("txn", None),
+        ("marker", None),
+        ("poll", None),
+        ("crash", None),
+        ("recover", None),
+    ]
+    assert isinstance(story, minikafka.Trace)

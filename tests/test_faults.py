@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minikafka import Fault, FaultPlan
-from minikafka.sim.faults import API_NAMES, KINDS, NETWORK_KINDS
+from minikafka.sim.faults import API_NAMES, FIELDS, KINDS, NETWORK_KINDS
+from minikafka.testing.faults import fault_plans
+from minikafka.testing.faults import faults as drawn_faults
 
 PLAN = FaultPlan(
     [
@@ -88,6 +90,10 @@ def test_nth_counts_all_calls_or_one_clients_calls() -> None:
         (lambda: Fault.broker_crash(at=-1.0), "0 or later"),
         (lambda: Fault.client_crash(client="c1"), "at a time (at=) or after an API call"),
         (lambda: Fault.client_crash(client="c1", after="Comit"), "unknown API 'Comit'"),
+        (lambda: Fault.broker_crash(), "at a time (at=) or after it handles a call (after=)"),
+        (lambda: Fault.broker_crash(at=1.0, after="EndTxn"), "at a time (at=) or after"),
+        (lambda: Fault.broker_crash(at=1.0, nth=2), "names the call: after=API and nth=N"),
+        (lambda: Fault.broker_crash(after="EndTx"), "Did you mean 'EndTxn'? Choose one of: "),
         (lambda: Fault(kind="explode"), "unknown fault kind 'explode'"),
         (lambda: FaultPlan.random(seed=1, rate=2.0), "between 0 and 1"),
         (lambda: FaultPlan.random(seed=1, rate=0.1, kinds=["pause"]), "clients=[...]"),
@@ -102,3 +108,56 @@ def test_bad_faults_say_what_to_do(build: object, message: str) -> None:
 def test_a_plan_holds_faults_only() -> None:
     with pytest.raises(TypeError, match="holds Fault values"):
         FaultPlan(["drop the 3rd Produce"])  # type: ignore[list-item]
+
+
+def test_a_broker_crash_after_a_call_counts_from_the_first_call() -> None:
+    assert Fault.broker_crash(after="EndTxn").nth == 1
+    assert Fault.broker_crash(after="EndTxn", nth=2, down_for=1.0).nth == 2
+    assert Fault.broker_crash(at=1.0).nth is None
+
+
+@pytest.mark.parametrize(
+    ("fault", "text"),
+    [
+        (
+            Fault.broker_crash(after="EndTxn", nth=2, down_for=1.0),
+            "Fault.broker_crash(after='EndTxn', nth=2, down_for=1.0)",
+        ),
+        (Fault.broker_crash(after="Produce"), "Fault.broker_crash(after='Produce')"),
+        (
+            Fault.broker_crash(after="Produce", nth=1, down_for=2.0),
+            "Fault.broker_crash(after='Produce', down_for=2.0)",
+        ),
+        (
+            Fault.delay(api="Fetch", nth=2, seconds=1.5, client="c1"),
+            "Fault.delay(api='Fetch', nth=2, seconds=1.5, client='c1')",
+        ),
+    ],
+)
+def test_a_fault_prints_its_fields_in_the_order_of_its_kind(fault: Fault, text: str) -> None:
+    assert repr(fault) == text
+    names = re.findall(r"(\w+)=", text)
+    assert names == sorted(names, key=FIELDS[fault.kind].index)
+    assert eval(text, {"Fault": Fault}) == fault
+
+
+@settings(max_examples=20)
+@given(fault_plans(kinds=["pause", "broker_crash"], max_faults=4))
+def test_fault_plans_draw_only_the_kinds_asked_for(plan: FaultPlan) -> None:
+    assert {fault.kind for fault in plan} <= {"pause", "broker_crash"}
+    assert eval(repr(plan), {"Fault": Fault, "FaultPlan": FaultPlan}) == plan
+
+
+@settings(max_examples=10)
+@given(drawn_faults(kinds="delay"))
+def test_one_kind_can_be_named_by_a_plain_string(fault: Fault) -> None:
+    assert fault.kind == "delay"
+
+
+def test_fault_strategies_refuse_unknown_or_no_kinds() -> None:
+    with pytest.raises(ValueError, match=r"unknown fault kinds \['explode'\]; choose from"):
+        fault_plans(kinds=["pause", "explode"])
+    with pytest.raises(ValueError, match="no fault kinds to draw from"):
+        drawn_faults(kinds=[])
+    with pytest.raises(ValueError, match="leaves no fault kind"):
+        fault_plans(kinds=["broker_crash"], broker_crashes=False)

@@ -166,3 +166,39 @@ def test_exactly_once_needs_each_safeguard_it_rests_on(safeguard: Safeguard) -> 
     counts = broken.report.counts()
     assert counts.get("duplicate-effect", 0) == len(broken.duplicated)
     assert counts.get("lost-effect", 0) == len(broken.lost)
+
+
+def supervised(plan: FaultPlan) -> tuple[PipelineResult, list[tuple[str, str, str]]]:
+    """The exactly-once pipeline under ``plan``, and its trace's process lifecycle events."""
+    result = run_pipeline("exactly-once", events=10, faults=plan)
+    kinds = ("start", "restart", "exit")
+    events = [(e.kind, e.source, e.detail) for e in result.trace if e.kind in kinds]
+    return result, events
+
+
+def test_a_worker_frozen_for_three_probes_is_replaced_and_ends_as_a_zombie() -> None:
+    result, events = supervised(FaultPlan([Fault.pause(client="worker-1", at=3.5, seconds=15.0)]))
+    steps = [(kind, source) for kind, source, _ in events]
+    restart = steps.index(("restart", "worker-1"))
+    replaced = steps.index(("start", "worker-2"))
+    ended = steps.index(("exit", "worker-1"))
+    assert restart < replaced < ended
+    assert "no answer to 3 liveness probes" in events[restart][2]
+    assert events[ended][2].startswith("the zombie process ended")
+    assert result.lost == [] and result.duplicated == [] and result.report.ok
+    assert result.restarts == 1
+
+
+def test_a_pause_shorter_than_the_probes_starts_no_replacement() -> None:
+    result, events = supervised(FaultPlan([Fault.pause(client="worker-1", at=3.5, seconds=2.0)]))
+    assert result.trace.select(kind="fault", source="plan"), "the pause froze worker-1"
+    assert all(source != "worker-2" for _, source, _ in events)
+    assert result.restarts == 0 and result.kept_promise
+
+
+def test_a_crashed_worker_is_restarted_in_place_under_its_own_name() -> None:
+    result, events = supervised(FaultPlan([Fault.client_crash(client="worker-1", at=3.55)]))
+    assert ("restart", "worker-1", "the process crashed") in events
+    assert [source for kind, source, _ in events if kind == "start"].count("worker-1") == 2
+    assert all(source != "worker-2" for _, source, _ in events)
+    assert result.restarts == 1 and result.kept_promise

@@ -219,9 +219,11 @@ class Report:
                 anomaly.explanation,
                 _evidence_text(anomaly.evidence),
             )
+        totals = Counter(anomaly.name for anomaly in self.anomalies)
         for name, count in shown.items():
-            if per_name is not None and count > per_name:
-                table.add_row("", Text(name, style="dim"), "", f"... and {count - per_name} more")
+            hidden = totals[name] - min(count, per_name if per_name is not None else count)
+            if hidden > 0:
+                table.add_row("", Text(name, style="dim"), "", f"... and {hidden} more")
         if not self.anomalies:
             table.add_row(Text("-", style="green"), Text("none", style="green"), "", "")
         return table

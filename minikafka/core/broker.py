@@ -380,20 +380,24 @@ class Broker:
         return min(due, default=None)
 
     def write_markers(self, now: float, *, limit: int | None = None) -> list[MarkerWritten]:
-        """Write pending transaction markers (at most ``limit``); returns those written."""
+        """Write pending transaction markers (at most ``limit``); returns those appended (a
+        marker that would close nothing is skipped, and not returned)."""
         coordinator = self.transaction_coordinator
         now_ms = int(now * 1000)
-        done: list[MarkerWritten] = []
-        while coordinator.pending_markers and (limit is None or len(done) < limit):
+        done = 0
+        written: list[MarkerWritten] = []
+        while coordinator.pending_markers and (limit is None or done < limit):
             job = next(iter(coordinator.pending_markers.values()))
             assert job.partitions, "a decided transaction always has partitions"
             tp = job.partitions[0]
-            self._write_marker(job, tp, now_ms)
+            appended = self._write_marker(job, tp, now_ms)
             coordinator.marker_written(job.transactional_id, tp, now_ms)
-            done.append(MarkerWritten(job.transactional_id, job.result, tp))
-        return done
+            done += 1
+            if appended:
+                written.append(MarkerWritten(job.transactional_id, job.result, tp))
+        return written
 
-    def _write_marker(self, job: MarkerJob, tp: TopicPartition, now_ms: int) -> None:
+    def _write_marker(self, job: MarkerJob, tp: TopicPartition, now_ms: int) -> bool:
         """Append one marker to ``tp`` (Kafka's WriteTxnMarkers at the partition leader).
 
         The marker closes the producer's open transaction there and carries its epoch, so it
@@ -402,23 +406,23 @@ class Broker:
         coordinator, whose pending markers die with it, no stale coordinator can send one.
         Simplified: Kafka appends a marker even when it closes nothing; here a marker of the
         same epoch that would close nothing is skipped, so writing a marker twice is harmless
-        and leaves no trace.
+        and leaves no trace. Returns whether a marker was appended.
         """
         log = self._disk.offsets_log if tp == OFFSETS_TP else self._log(tp.topic, tp.partition)
         if log is None:
-            return
+            return False
         table = self.producer_state(tp.topic, tp.partition)
         entry = table.entries.get(job.producer_id)
         if entry is not None:
             if job.producer_epoch < entry.producer_epoch and self.config.enabled(
                 Safeguard.EPOCH_FENCING
             ):
-                return
+                return False
             if (
                 job.producer_epoch == entry.producer_epoch
                 and job.producer_id not in log.open_transactions
             ):
-                return
+                return False
         marker = control_batch(
             job.result,
             producer_id=job.producer_id,
@@ -432,6 +436,7 @@ class Broker:
         table.update(stamped)
         if tp == OFFSETS_TP:
             self.group_coordinator.complete_transaction(job.producer_id, job.result)
+        return True
 
     # --- crash and recovery --------------------------------------------------------------
 

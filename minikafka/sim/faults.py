@@ -146,9 +146,10 @@ class Fault:
         nth: int | None = None,
         down_for: float = 0.0,
     ) -> Fault:
-        """The broker crashes at ``at``, or right after its answer to the ``nth`` call of
-        ``after`` reaches the client (before any background work that call started, such
-        as writing transaction markers), and recovers ``down_for`` seconds later."""
+        """The broker crashes at ``at``, or right after the ``nth`` answer to an ``after`` call
+        reaches its client (counting only answers that arrive: a lost one does not count),
+        before any background work that call started, such as writing transaction markers.
+        It recovers ``down_for`` seconds later."""
         if after is not None and nth is None:
             nth = 1
         return cls(kind="broker_crash", at=at, after=after, nth=nth, down_for=down_for)

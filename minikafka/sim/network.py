@@ -179,7 +179,7 @@ class Network:
             f for f in self.plan if f.kind == "broker_crash" and f.after is not None
         ]
         self._answered: dict[str, int] = {}
-        """How many answers to each API have reached their clients."""
+        """How many calls of each API have had their answer read by their client."""
         self._incarnation = 0
         self._down_until = -math.inf
         self._stalled: set[tuple[str, str, int]] = set()
@@ -206,13 +206,18 @@ class Network:
         return endpoint
 
     def is_paused(self, client: str) -> bool:
-        """Whether ``client`` (or the process of that name) is frozen by a pause right now."""
-        endpoint = self._endpoints.get(client)
-        return (
-            endpoint is not None
-            and not endpoint.crashed
-            and endpoint.paused_until > trio.current_time()
-        )
+        """Whether ``client``, or the process of that name, is frozen by a pause right now."""
+        now = trio.current_time()
+        return any(endpoint.paused_until > now for endpoint in self._frozen_by(client))
+
+    def _frozen_by(self, name: str) -> list[Endpoint]:
+        """The live clients a pause planned for ``name`` freezes: the client of that name
+        and every client of the process of that name."""
+        return [
+            endpoint
+            for endpoint in self._endpoints.values()
+            if not endpoint.crashed and name in (endpoint.name, endpoint.process)
+        ]
 
     def unregister(self, name: str, *, crashed: bool) -> None:
         """The client closed (or crashed): its connection closes, its requests fail."""
@@ -242,10 +247,11 @@ class Network:
                 waiting.done.set()
 
     async def wait_if_paused(self, client: str) -> None:
-        """Return once ``client`` is not paused (at once if it is not)."""
-        endpoint = self._endpoints.get(client)
-        if endpoint is not None:
-            await self._sleep_through_pause(endpoint)
+        """Return once ``client`` (or the process of that name) is not paused."""
+        while frozen := [
+            e for e in self._frozen_by(client) if e.paused_until > trio.current_time()
+        ]:
+            await self._sleep_through_pause(frozen[0])
 
     async def _sleep_through_pause(self, endpoint: Endpoint) -> None:
         paused = False
@@ -536,9 +542,10 @@ class Network:
             self._enqueue(endpoint.paused_until, envelope, answered.connection)
             return
         self._note(now, "deliver", BROKER, envelope.target, answered.api)
-        if not answered.done.is_set():
-            answered.response = envelope.payload
-            answered.done.set()
+        if answered.done.is_set():
+            return  # a duplicate's second answer: nobody reads it
+        answered.response = envelope.payload
+        answered.done.set()
         count = self._answered[answered.api] = self._answered.get(answered.api, 0) + 1
         for fault in self._broker_crash_after:
             if fault.after == answered.api and fault.nth == count:
@@ -547,22 +554,18 @@ class Network:
 
     def _client_fault(self, client: str, fault: Fault, now: float) -> None:
         endpoint = self._endpoints.get(client)
-        if endpoint is None or endpoint.crashed:
+        frozen = self._frozen_by(client) if fault.kind == "pause" else []
+        if not frozen and (endpoint is None or endpoint.crashed):
             self._note(now, "missed", "plan", client, None, f"{fault!r}: no such client now")
             return
         self._note(now, "fault", "plan", client, None, repr(fault))
         if fault.kind == "pause":
             begin = trio.current_time()
             end = begin + (fault.seconds or 0.0)
-            frozen = [endpoint] + [
-                other
-                for other in self._endpoints.values()
-                if other.process == client and other is not endpoint and not other.crashed
-            ]
             for each in frozen:
                 each.pauses.append((begin, end))
                 each.paused_until = max(each.paused_until, end)
-        else:
+        elif endpoint is not None:
             endpoint.on_crash(repr(fault))
 
     def _deliver_request(self, envelope: _Envelope, now: float) -> None:

@@ -45,6 +45,8 @@ def faults(
         raise ValueError(f"no fault kinds to draw from; choose from: {', '.join(KINDS)}")
     if not broker_crashes and "broker_crash" in kinds:
         kinds.remove("broker_crash")
+        if not kinds:
+            raise ValueError("broker_crashes=False leaves no fault kind to draw from")
     client = st.sampled_from(list(clients))
     api = st.sampled_from(list(apis))
     nth = st.integers(1, max_nth)
