@@ -27,7 +27,7 @@ def test_each_model_keeps_its_promise_under_random_faults(model: str) -> None:
         result = workload.run(model, plan)
         assert result.kept_promise, (
             f"{model} on {workload} lost {result.lost} and duplicated {result.duplicated} "
-            f"under {plan!r}"
+            f"under {plan!r}\n{result.report}\n{result.trace.story().text()}"
         )
 
     keeps_its_promise()
