@@ -202,3 +202,11 @@ def test_a_crashed_worker_is_restarted_in_place_under_its_own_name() -> None:
     assert [source for kind, source, _ in events if kind == "start"].count("worker-1") == 2
     assert all(source != "worker-2" for _, source, _ in events)
     assert result.restarts == 1 and result.kept_promise
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_a_thousand_events_go_through_without_faults(model: str) -> None:
+    """Batches stay short enough for max_poll_interval: no eviction, no restart."""
+    result = run_pipeline(model, events=1000)
+    assert result.restarts == 0
+    assert result.lost == [] and result.duplicated == []

@@ -89,6 +89,9 @@ class Worker:
     session_timeout: float = 10.0
     heartbeat_interval: float = 1.0
     max_poll_interval: float = 30.0
+    max_poll_records: int = 100
+    """At most this many records per poll: a batch's processing (10 s) stays well inside
+    ``max_poll_interval``, or the group would evict the worker in the middle of every batch."""
 
     history: History | None = None
     """Where the worker records its polls (the runner's history), if anywhere."""
@@ -131,6 +134,7 @@ class Worker:
             "session_timeout": self.session_timeout,
             "heartbeat_interval": self.heartbeat_interval,
             "max_poll_interval": self.max_poll_interval,
+            "max_poll_records": self.max_poll_records,
         }
         settings.update(config)
         consumer = self.cluster.consumer(INPUT_TOPIC, **settings)

@@ -166,6 +166,7 @@ async def _supervise(make_worker: Callable[[str], Worker], model: Model) -> int:
     """
     restarts = 0
     number = 1
+    failure = ""
     async with trio.open_nursery() as processes:
         while True:
             worker = make_worker(f"{WORKER_PREFIX}{number}")
@@ -188,8 +189,11 @@ async def _supervise(make_worker: Callable[[str], Worker], model: Model) -> int:
             restarts += 1
             worker.cluster.network.note("restart", worker.name, reason)
             if restarts > MAX_RESTARTS:
-                raise RuntimeError(f"{worker.name} failed {restarts} times; the last: {reason}")
+                failure = f"{worker.name} failed {restarts} times; the last: {reason}"
+                processes.cancel_scope.cancel()  # zombies too: the run is over
+                break
             await trio.sleep(1.0)  # the supervisor's restart delay
+    raise RuntimeError(failure)
 
 
 async def _live(worker: Worker, model: Model, ended: trio.Event, reasons: list[str | None]) -> None:
