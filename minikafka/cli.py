@@ -40,7 +40,7 @@ def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
     options: dict[str, object] = {"max_examples": args.max_examples}
     if broken:
         options["disabled_safeguards"] = frozenset(broken)
-    if args.faults:
+    if args.faults is not None:
         kinds = [kind.strip() for kind in args.faults.split(",") if kind.strip()]
         unknown = [kind for kind in kinds if kind not in KINDS]
         if unknown or not kinds:
@@ -112,6 +112,10 @@ def _explore(args: argparse.Namespace, console: Console) -> int:
             console.print("[red]explore pipeline needs --model MODEL[/]")
             return 2
         return _explore_pipeline(args, console)
+    for option, value in (("--model", args.model), ("--faults", args.faults)):
+        if value is not None:
+            console.print(f"[red]{option} is for explore pipeline[/]; the machines draw their own")
+            return 2
 
     if args.machine not in MACHINES:
         console.print(

@@ -1073,3 +1073,36 @@ async def test_getone_waits_out_pending_transactional_offsets_however_long_they_
                     record = await consumer.getone()
             assert record.offset == 2  # from the offset the transaction committed
             assert trio.current_time() >= 90.0
+
+
+async def test_current_lag_is_unknown_until_a_fetch_and_counts_to_the_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """KIP-695: None before the consumer has a position and a fetch; then the records left."""
+    async with minikafka.open_cluster(seed=7) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        await produce(cluster, 5)
+        async with group_consumer(cluster) as consumer:
+            assert consumer.current_lag(tp()) is None
+            assert offsets(await consumer.getmany(timeout=10.0, max_records=2)) == {tp(): [0, 1]}
+            assert consumer.current_lag(tp()) == 3
+            await read(consumer, 3)
+            assert consumer.current_lag(tp()) == 0
+            consumer.seek(tp(), 1)
+            assert consumer.current_lag(tp()) == 4
+
+
+async def test_current_lag_under_read_committed_counts_to_the_last_stable_offset(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=7) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        await produce(cluster, 2)
+        producer = cluster.producer(transactional_id="open")
+        async with producer:
+            producer.begin_transaction()
+            await producer.send_and_wait(TOPIC, b"pending", partition=0)
+            async with group_consumer(cluster, isolation_level="read_committed") as consumer:
+                await read(consumer, 2)
+                assert consumer.current_lag(tp()) == 0  # the open transaction holds the LSO
+            await producer.abort_transaction()

@@ -436,15 +436,22 @@ async def test_the_markers_of_a_transaction_are_written_one_per_tick(
     assert read == [b"a", b"b"]
 
 
+@pytest.mark.parametrize(
+    "crash",
+    [
+        Fault.broker_crash(at=0.1, down_for=1.0),  # at the first marker's tick
+        Fault.broker_crash(after="WriteTxnMarkers", nth=1, down_for=1.0),
+    ],
+    ids=["at", "after"],
+)
 async def test_a_broker_crash_between_two_markers_leaves_the_second_for_recovery(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, crash: Fault
 ) -> None:
-    plan = FaultPlan([Fault.broker_crash(at=0.1, down_for=1.0)])  # at the first marker
-    trace, read = await committed_transaction(plan)
-    crash = trace.select(kind="crash")[0].time
+    trace, read = await committed_transaction(FaultPlan([crash]))
+    crashed = trace.select(kind="crash")[0].time
     recover = trace.select(kind="recover")[0].time
     markers = trace.select(kind="marker")
-    assert [e.target for e in markers if e.time <= crash] == ["t-0"]
+    assert [e.target for e in markers if e.time <= crashed] == ["t-0"]
     assert "t-1" in [e.target for e in markers if e.time > recover]
     assert read == [b"a", b"b"]  # rolled forward: the transaction still commits
 

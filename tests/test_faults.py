@@ -110,6 +110,12 @@ def test_a_plan_holds_faults_only() -> None:
         FaultPlan(["drop the 3rd Produce"])  # type: ignore[list-item]
 
 
+def test_only_a_broker_crash_can_come_after_a_marker_write() -> None:
+    assert Fault.broker_crash(after="WriteTxnMarkers", nth=2).after == "WriteTxnMarkers"
+    with pytest.raises(ValueError, match="unknown API 'WriteTxnMarkers'"):
+        Fault.client_crash(client="c", after="WriteTxnMarkers")
+
+
 def test_a_broker_crash_after_a_call_counts_from_the_first_call() -> None:
     assert Fault.broker_crash(after="EndTxn").nth == 1
     assert Fault.broker_crash(after="EndTxn", nth=2, down_for=1.0).nth == 2

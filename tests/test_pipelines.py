@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import attrs
 import pytest
 
 from minikafka import Fault, FaultPlan, Safeguard
@@ -107,13 +108,6 @@ def test_the_checker_names_what_each_model_did_under_the_crash() -> None:
     assert sum(1 for op in history if type(op).__name__ == "PollOp") >= 2
 
 
-def first_marker_time() -> float:
-    """When the first transaction's first marker is written, without faults."""
-    result = run_pipeline("exactly-once", events=10)
-    (first, *_) = [e for e in result.trace if e.kind == "marker"]
-    return first.time
-
-
 EXACTLY_ONCE_BREAKS = {
     # A doubled transactional write: only the sequence check keeps one copy.
     Safeguard.PRODUCER_DEDUP: lambda: FaultPlan(
@@ -123,8 +117,10 @@ EXACTLY_ONCE_BREAKS = {
     Safeguard.LAST_STABLE_OFFSET: lambda: FaultPlan(
         [Fault.client_crash(client="worker-1", at=3.55)]
     ),
-    # The answer to TxnOffsetCommit is lost, so the worker aborts: offsets that counted at
-    # once survive the abort, and the aborted batch is never read again.
+    # The answer to TxnOffsetCommit is lost: the connection stalls until the coordinator
+    # aborts the open transaction at its timeout (20 s, before the client's 30 s request
+    # timeout), fencing the producer. Offsets that counted at once survive that abort, so the
+    # restarted worker starts past the aborted batch and never reads it again.
     Safeguard.PENDING_TXN_OFFSETS: lambda: FaultPlan(
         [Fault.drop_response(api="TxnOffsetCommit", nth=1)]
     ),
@@ -132,7 +128,7 @@ EXACTLY_ONCE_BREAKS = {
     # the offsets' is not. Recovery must finish the commit; without roll-forward it aborts
     # the rest, and the batch is processed (and written) again.
     Safeguard.ROLL_FORWARD: lambda: FaultPlan(
-        [Fault.broker_crash(at=first_marker_time(), down_for=1.0)]
+        [Fault.broker_crash(after="WriteTxnMarkers", nth=1, down_for=1.0)]
     ),
     # The worker crashes with its EndTxn still on the way; the supervisor restarts it in
     # place (same transactional id, a new epoch). The old EndTxn arrives in the middle of the
@@ -210,3 +206,42 @@ def test_a_thousand_events_go_through_without_faults(model: str) -> None:
     result = run_pipeline(model, events=1000)
     assert result.restarts == 0
     assert result.lost == [] and result.duplicated == []
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_a_lost_offset_fetch_answer_is_waited_out_not_taken_for_an_idle_input(model: str) -> None:
+    """The worker waits for its committed offsets (the stalled connection is reset after the
+    request timeout) instead of counting empty polls without a position as a drained input."""
+    plan = FaultPlan([Fault.drop_response(api="OffsetFetch", nth=1)])
+    result = run_pipeline(model, events=10, faults=plan)
+    assert result.lost == []
+    assert result.kept_promise
+
+
+def test_a_pause_of_one_client_is_not_a_pause_of_its_process() -> None:
+    """Only the producer freezes: the supervisor's probe still gets its answer."""
+    plan = FaultPlan([Fault.pause(client="worker-1-out", at=3.5, seconds=15.0)])
+    result = run_pipeline("exactly-once", events=10, faults=plan)
+    assert result.restarts == 0 and not result.trace.select(source="worker-2")
+    assert result.lost == [] and result.duplicated == []
+
+
+def test_the_seek_back_after_an_abort_is_in_the_history() -> None:
+    """exactly-once rereads an aborted batch; the checker sees the seek, not a poll that went
+    backwards."""
+    plan = FaultPlan([Fault.broker_crash(at=3.5, down_for=2.0)])
+    result = run_pipeline("exactly-once", events=10, faults=plan)
+    assert result.kept_promise and result.report.ok, str(result.report)
+
+
+def test_an_error_in_a_worker_comes_out_as_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    from minikafka.pipelines import runner
+
+    async def broken(worker: object) -> None:
+        raise ZeroDivisionError("the loop has a bug")
+
+    monkeypatch.setitem(
+        runner.MODELS, "at-least-once", attrs.evolve(runner.MODELS["at-least-once"], run=broken)
+    )
+    with pytest.raises(ZeroDivisionError, match="the loop has a bug"):
+        run_pipeline("at-least-once", events=1)

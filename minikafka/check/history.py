@@ -154,7 +154,8 @@ class PollOp:
 
 @attrs.frozen(slots=True, kw_only=True)
 class AssignOp:
-    """The partitions a consumer owns from now on (after a rebalance or a restart)."""
+    """The partitions a consumer owns from now on (after a rebalance or a restart), or owns
+    afresh after the application moved its positions (a seek)."""
 
     kind: ClassVar[str] = "assign"
     index: int

@@ -238,6 +238,9 @@ class Consumer(ClientBase):
         self._positions: dict[TopicPartition, int] = {}
         self._buffers: dict[TopicPartition, list[ConsumedRecord]] = {}
         self._buffer_next: dict[TopicPartition, int] = {}
+        self._end: dict[TopicPartition, int] = {}
+        """Per partition, the end the last fetch reported: the high watermark, or the last
+        stable offset under read_committed (what ``current_lag`` counts to)."""
         self._pending_group: Request | None = None
         self._to_revoke: set[TopicPartition] = set()
         self._revoke_commits = True
@@ -448,6 +451,15 @@ class Consumer(ClientBase):
                 await self._initialise_positions([tp])
             return self._positions[tp]
 
+    def current_lag(self, tp: TopicPartition) -> int | None:
+        """How many records ``tp`` has past this consumer's position, as of its last fetch
+        (KIP-695): up to the high watermark, or to the last stable offset under
+        read_committed. None while it is not known here: no position yet, or no fetch."""
+        self._check_running()
+        if tp not in self._positions or tp not in self._end:
+            return None
+        return max(0, self._end[tp] - self._positions[tp])
+
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Make the next poll read ``tp`` from ``offset``."""
         self._check_running()
@@ -526,6 +538,7 @@ class Consumer(ClientBase):
 
     def _drop(self, tp: TopicPartition) -> None:
         self._positions.pop(tp, None)
+        self._end.pop(tp, None)
         self._buffers.pop(tp, None)
         self._buffer_next.pop(tp, None)
 
@@ -969,6 +982,8 @@ class Consumer(ClientBase):
                 continue
             if part.error_code is not ErrorCode.NONE:
                 continue  # retried on the next poll
+            committed_only = self._isolation is IsolationLevel.READ_COMMITTED
+            self._end[tp] = part.last_stable_offset if committed_only else part.high_watermark
             visible = visible_records(
                 part.batches, part.aborted_transactions, position, self._isolation
             )

@@ -141,6 +141,18 @@ class Worker:
         self.adopt(consumer)
         return consumer
 
+    def repositioned(self, consumer: Consumer) -> None:
+        """The loop moved the consumer's positions itself (a seek back after an abort): the
+        history records it as a fresh start on the partitions, so the checker expects the
+        polls that follow to repeat records, not to move on."""
+        if self.history is not None:
+            self.history.assign(self.name, sorted(consumer.assignment()), time=self.cluster.now())
+
+    @staticmethod
+    def _caught_up(consumer: Consumer) -> bool:
+        owned = consumer.assignment()
+        return bool(owned) and all(consumer.current_lag(tp) == 0 for tp in owned)
+
     async def process(self, record: ConsumerRecord) -> Event:
         """Read the event and spend the time its processing takes."""
         event = Event.parse(record.value)
@@ -150,9 +162,10 @@ class Worker:
 
     async def batches(self, consumer: Consumer) -> Any:
         """Poll until ``idle_after`` polls of a second each in a row come back empty while the
-        consumer owns partitions; yields the non-empty batches. Counting such polls, not
-        seconds, keeps a worker that was frozen (a pause) or waited for its group (a lost
-        JoinGroup) from taking that time for an idle input."""
+        consumer owns partitions and has read all of them (its lag is known, and 0); yields
+        the non-empty batches. Counting such polls, not seconds, keeps a worker that was
+        frozen (a pause), waited for its group (a lost JoinGroup) or for its committed
+        offsets (a lost OffsetFetch) from taking that time for an idle input."""
         empty = 0
         generation = None
         while empty < self.idle_after:
@@ -174,5 +187,7 @@ class Worker:
             if batch:
                 empty = 0
                 yield batch
-            elif consumer.assignment():  # a poll that waits for a rebalance proves nothing
+            elif self._caught_up(consumer):
                 empty += 1
+            else:
+                empty = 0  # waiting for a rebalance, a position or a fetch proves nothing

@@ -59,6 +59,7 @@ async def transactional_loop(worker: Worker, *, also: Callable[[Sink, Event], No
                 if producer.transaction_state is not TransactionState.READY:
                     await producer.abort_transaction()
                 await _rewind(consumer, batch)
+                worker.repositioned(consumer)
 
 
 async def _rewind(consumer: Consumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:

@@ -167,32 +167,38 @@ async def _supervise(make_worker: Callable[[str], Worker], model: Model) -> int:
     restarts = 0
     number = 1
     failure = ""
-    async with trio.open_nursery() as processes:
-        while True:
-            worker = make_worker(f"{WORKER_PREFIX}{number}")
-            ended = trio.Event()
-            reasons: list[str | None] = []
-            processes.start_soon(_live, worker, model, ended, reasons)
-            missed = 0
-            while not ended.is_set() and missed < LIVENESS_PROBES:
-                with trio.move_on_after(1.0):
-                    await ended.wait()
-                missed = missed + 1 if worker.cluster.network.is_paused(worker.name) else 0
-            if ended.is_set():
-                (reason,) = reasons
-                if reason is None:
-                    return restarts
-            else:
-                reason = f"no answer to {LIVENESS_PROBES} liveness probes; it is given up for dead"
-                worker.abandoned = True
-                number += 1
-            restarts += 1
-            worker.cluster.network.note("restart", worker.name, reason)
-            if restarts > MAX_RESTARTS:
-                failure = f"{worker.name} failed {restarts} times; the last: {reason}"
-                processes.cancel_scope.cancel()  # zombies too: the run is over
-                break
-            await trio.sleep(1.0)  # the supervisor's restart delay
+    try:
+        async with trio.open_nursery() as processes:
+            while True:
+                worker = make_worker(f"{WORKER_PREFIX}{number}")
+                ended = trio.Event()
+                reasons: list[str | None] = []
+                processes.start_soon(_live, worker, model, ended, reasons)
+                missed = 0
+                while not ended.is_set() and missed < LIVENESS_PROBES:
+                    with trio.move_on_after(1.0):
+                        await ended.wait()
+                    missed = missed + 1 if worker.cluster.network.is_paused(worker.name) else 0
+                if ended.is_set():
+                    (reason,) = reasons
+                    if reason is None:
+                        return restarts
+                else:
+                    reason = f"no answer to {LIVENESS_PROBES} liveness probes; given up for dead"
+                    worker.abandoned = True
+                    number += 1
+                restarts += 1
+                worker.cluster.network.note("restart", worker.name, reason)
+                if restarts > MAX_RESTARTS:
+                    failure = f"the worker was restarted {restarts} times; the last: {reason}"
+                    processes.cancel_scope.cancel()  # zombies too: the run is over
+                    break
+                await trio.sleep(1.0)  # the supervisor's restart delay
+    except BaseExceptionGroup as group:
+        # A process's unexpected error comes out as itself, as open_cluster's callers expect.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from group.exceptions[0].__cause__
+        raise
     raise RuntimeError(failure)
 
 

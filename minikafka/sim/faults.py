@@ -25,7 +25,16 @@ import attrs
 from minikafka.core.config import did_you_mean
 from minikafka.core.messages import Request
 
-__all__ = ["API_NAMES", "CLIENT_KINDS", "FIELDS", "KINDS", "NETWORK_KINDS", "Fault", "FaultPlan"]
+__all__ = [
+    "API_NAMES",
+    "CLIENT_KINDS",
+    "FIELDS",
+    "KINDS",
+    "MARKERS",
+    "NETWORK_KINDS",
+    "Fault",
+    "FaultPlan",
+]
 
 API_NAMES: tuple[str, ...] = tuple(sorted({cls.api_name for cls in Request.__args__}))
 """The Kafka APIs the broker answers, by the names Kafka gives them."""
@@ -44,6 +53,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "pause": ("client", "at", "seconds"),
 }
 """The fields each kind of fault takes (the others must stay None)."""
+MARKERS = "WriteTxnMarkers"
+"""What ``broker_crash(after=...)`` calls the broker's own marker writes, by Kafka's name for
+the request a transaction coordinator sends to partition leaders."""
 RANDOM_CALLS = 100
 """How many calls of each API a random plan covers."""
 RANDOM_HORIZON_S = 60.0
@@ -88,7 +100,8 @@ class Fault:
         if self.api is not None:
             _choice("API", self.api, API_NAMES)
         if self.after is not None:
-            _choice("API", self.after, API_NAMES)
+            allowed = (*API_NAMES, MARKERS) if self.kind == "broker_crash" else API_NAMES
+            _choice("API", self.after, allowed)
         if self.nth is not None and (isinstance(self.nth, bool) or self.nth < 1):
             raise ValueError(f"nth counts calls from 1, so it cannot be {self.nth!r}")
         if self.at is not None and (isinstance(self.at, bool) or not self.at >= 0):
@@ -148,8 +161,9 @@ class Fault:
     ) -> Fault:
         """The broker crashes at ``at``, or right after the ``nth`` answer to an ``after`` call
         reaches its client (counting only answers that arrive: a lost one does not count),
-        before any background work that call started, such as writing transaction markers.
-        It recovers ``down_for`` seconds later."""
+        before any background work that call started, such as writing transaction markers;
+        ``after="WriteTxnMarkers"`` crashes it right after it writes its ``nth`` transaction
+        marker. It recovers ``down_for`` seconds later."""
         if after is not None and nth is None:
             nth = 1
         return cls(kind="broker_crash", at=at, after=after, nth=nth, down_for=down_for)

@@ -43,7 +43,7 @@ import trio
 
 from minikafka.core import Broker
 from minikafka.core.messages import ProduceRequest, Request, Response
-from minikafka.sim.faults import Fault, FaultPlan
+from minikafka.sim.faults import MARKERS, Fault, FaultPlan
 
 __all__ = [
     "BROKER",
@@ -178,6 +178,8 @@ class Network:
         self._broker_crash_after: list[Fault] = [
             f for f in self.plan if f.kind == "broker_crash" and f.after is not None
         ]
+        self._markers = 0
+        """How many transaction markers the broker has written."""
         self._answered: dict[str, int] = {}
         """How many calls of each API have had their answer read by their client."""
         self._incarnation = 0
@@ -206,9 +208,18 @@ class Network:
         return endpoint
 
     def is_paused(self, client: str) -> bool:
-        """Whether ``client``, or the process of that name, is frozen by a pause right now."""
+        """Whether the client of that name (or, if none, the process of that name) is frozen
+        by a pause right now."""
         now = trio.current_time()
-        return any(endpoint.paused_until > now for endpoint in self._frozen_by(client))
+        return any(endpoint.paused_until > now for endpoint in self._named(client))
+
+    def _named(self, name: str) -> list[Endpoint]:
+        """The live client of that name; if there is none, the live clients of the process of
+        that name."""
+        endpoint = self._endpoints.get(name)
+        if endpoint is not None and not endpoint.crashed:
+            return [endpoint]
+        return [e for e in self._endpoints.values() if not e.crashed and e.process == name]
 
     def _frozen_by(self, name: str) -> list[Endpoint]:
         """The live clients a pause planned for ``name`` freezes: the client of that name
@@ -247,7 +258,7 @@ class Network:
                 waiting.done.set()
 
     async def wait_if_paused(self, client: str) -> None:
-        """Return once ``client`` (or the process of that name) is not paused."""
+        """Return once the client of that name (or, if none, the process) is not paused."""
         while frozen := [
             e for e in self._frozen_by(client) if e.paused_until > trio.current_time()
         ]:
@@ -454,7 +465,12 @@ class Network:
                         None,
                         f"{marker.result.name} of {marker.transactional_id}",
                     )
-                self._send_held(now)
+                    self._markers += 1
+                    for fault in self._broker_crash_after:
+                        if fault.after == MARKERS and fault.nth == self._markers:
+                            self._planned_crash(fault, now)
+                if self.broker.running:
+                    self._send_held(now)
             self._schedule_tick()
         elif envelope.kind == "crash":
             fault = envelope.payload

@@ -14,11 +14,20 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from minikafka.sim.faults import KINDS, Fault, FaultPlan
+from minikafka.sim.faults import KINDS, MARKERS, Fault, FaultPlan
 
 __all__ = ["DEFAULT_APIS", "fault_plans", "faults"]
 
-DEFAULT_APIS = ("OffsetCommit", "Fetch", "Produce", "EndTxn", "TxnOffsetCommit", "JoinGroup")
+DEFAULT_APIS = (
+    "OffsetCommit",
+    "Fetch",
+    "Produce",
+    "EndTxn",
+    "TxnOffsetCommit",
+    "JoinGroup",
+    "OffsetFetch",
+    "SyncGroup",
+)
 """The APIs a pipeline's safety rests on, most telling first."""
 
 
@@ -81,7 +90,7 @@ def faults(
             st.builds(lambda t, d: Fault.broker_crash(at=t, down_for=d), _times(horizon), downtime),
             st.builds(
                 lambda a, n, d: Fault.broker_crash(after=a, nth=n, down_for=d),
-                api,
+                st.sampled_from([MARKERS, *apis]),
                 nth,
                 downtime,
             ),
