@@ -1,3 +1,4 @@
 from minikafka.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # the lab's worker processes import this module again
+    raise SystemExit(main())

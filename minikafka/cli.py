@@ -251,6 +251,59 @@ def _bench(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _lab(args: argparse.Namespace, console: Console) -> int:
+    import os
+
+    from minikafka.lab import PRODUCER_ROWS, run_lab
+    from minikafka.pipelines import MODELS
+
+    models = list(MODELS)
+    if args.models is not None:
+        models = [name.strip() for name in args.models.split(",") if name.strip()]
+        unknown = [name for name in models if name not in MODELS]
+        if unknown or not models:
+            console.print(
+                f"[red]unknown models {unknown or args.models!r}[/]; "
+                f"choose from: {', '.join(MODELS)}"
+            )
+            return 2
+    if not 0.0 <= args.fault_rate <= 1.0:
+        console.print(f"[red]--fault-rate is a probability from 0 to 1, not {args.fault_rate}[/]")
+        return 2
+    workers = args.workers or min(2, os.cpu_count() or 1)
+    rows = len(models) + len(PRODUCER_ROWS)
+    with Progress(
+        TextColumn("[bold]lab"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=args.json,
+    ) as progress:
+        task = progress.add_task("", total=rows)
+        result = run_lab(
+            events=args.events,
+            seed=args.seed,
+            fault_rate=args.fault_rate,
+            models=models,
+            workers=workers,
+            on_row=lambda row: progress.update(task, advance=1, description=f"{row.name} done"),
+        )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        console.print(result)
+    if args.svg is not None:
+        recorder = Console(record=True, width=140, file=io.StringIO())
+        recorder.print(result)
+        recorder.save_svg(args.svg, title="minikafka lab")
+        if not args.json:
+            console.print(f"saved the picture to {args.svg}")
+    return 0 if result.promises_kept else 1
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -316,6 +369,35 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--svg", metavar="FILE", help="also save the picture as an SVG file")
     show.add_argument("--json", action="store_true", help="print the state as JSON")
     show.set_defaults(run=_show)
+    lab = commands.add_parser(
+        "lab",
+        help="run every delivery model on the same events under the same faults, and compare",
+        description="The seed article's table, measured: the five delivery models consume the "
+        "same payment events under one seeded fault plan, and the producer runs alone with "
+        "idempotence off and on. Exit 0 when every model kept its own promise, 1 otherwise.",
+    )
+    lab.add_argument("--events", type=_positive, default=1000, metavar="N")
+    lab.add_argument("--seed", type=int, default=0, help="fixes the fault plan and the run")
+    lab.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.01,
+        metavar="R",
+        help="how often things go wrong (default 0.01; 0 for no faults)",
+    )
+    lab.add_argument(
+        "--models", metavar="NAMES", help="comma-separated models to run (default: all five)"
+    )
+    lab.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="processes to run the models in (default: 2, or 1 on one core)",
+    )
+    lab.add_argument("--json", action="store_true", help="print the results as JSON")
+    lab.add_argument("--svg", metavar="FILE", help="also save the table as an SVG file")
+    lab.set_defaults(run=_lab)
     bench = commands.add_parser(
         "bench",
         help="measure how fast the simulation runs (prints figures, asserts nothing)",
@@ -334,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=False)
+    if not console.is_terminal:
+        console = Console(stderr=False, width=max(console.width, 120))  # files and pipes
     code: int = args.run(args, console)
     return code
 

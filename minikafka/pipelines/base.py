@@ -100,6 +100,8 @@ class Worker:
     clients: list[ClientBase] = attrs.Factory(list)
     abandoned: bool = False
     """The supervisor gave this process up for dead and started another in its place."""
+    input_done: trio.Event | None = None
+    """Set once the source has written its last event: until then no poll counts as idle."""
 
     def start_incarnation(self, scope: trio.CancelScope) -> None:
         self.scope = scope
@@ -187,7 +189,9 @@ class Worker:
             if batch:
                 empty = 0
                 yield batch
-            elif self._caught_up(consumer):
+            elif self._caught_up(consumer) and (
+                self.input_done is None or self.input_done.is_set()
+            ):
                 empty += 1
             else:
                 empty = 0  # waiting for a rebalance, a position or a fetch proves nothing

@@ -21,7 +21,8 @@ import minikafka
 from minikafka.check.checker import Report, check
 from minikafka.check.history import History
 from minikafka.client.errors import ClientCrashed, IllegalStateError, KafkaError
-from minikafka.core.records import TopicPartition
+from minikafka.core.log import PartitionLog
+from minikafka.core.records import ControlType, TopicPartition
 from minikafka.pipelines import (
     at_least_once,
     at_least_once_dedup,
@@ -128,6 +129,21 @@ class PipelineResult:
     records them)."""
     report: Report
     """The checker's verdict on the history: Jepsen's anomaly names."""
+    acked_at: dict[str, float] = attrs.field(factory=dict)
+    """Simulated time at which the source's send of each event was acknowledged."""
+    effect_at: dict[str, float] = attrs.field(factory=dict)
+    """Simulated time of each event's first effect where the model's effects show: applied
+    to the database, or made visible in the output topic by its COMMIT marker."""
+
+    @property
+    def latencies(self) -> list[float]:
+        """End to end, per event with an effect: from its acknowledgement to its first effect
+        (simulated seconds), in the order the events were sent."""
+        return [
+            self.effect_at[key] - self.acked_at[key]
+            for key in self.sent
+            if key in self.effect_at and key in self.acked_at
+        ]
 
     @property
     def effects(self) -> dict[str, int]:
@@ -239,6 +255,27 @@ async def _read_output(cluster: minikafka.Cluster, history: History | None) -> C
     return counts
 
 
+def _visible_at(log: PartitionLog) -> dict[str, float]:
+    """When each event first became visible to read_committed readers of the output topic:
+    at the COMMIT marker of its transaction (or when written, outside a transaction)."""
+    seen: dict[str, float] = {}
+    pending: dict[int, list[str]] = {}
+    for batch in log.batches():
+        if batch.is_control:
+            keys = pending.pop(batch.producer_id, [])
+            if batch.control_type is ControlType.COMMIT:
+                for key in keys:
+                    seen.setdefault(key, batch.records[0].timestamp / 1000)
+            continue
+        keys = [Event.parse(record.value).transaction_id for record in batch.records]
+        if batch.is_transactional:
+            pending.setdefault(batch.producer_id, []).extend(keys)
+        else:
+            for key in keys:
+                seen.setdefault(key, batch.records[0].timestamp / 1000)
+    return seen
+
+
 def run_pipeline(
     model: str,
     *,
@@ -248,18 +285,24 @@ def run_pipeline(
     database: str = ":memory:",
     partitions: int = 3,
     keyed: bool = False,
+    rate: float | None = None,
     **broker_config: Any,
 ) -> PipelineResult:
     """Run ``model`` over ``events`` payment events under ``faults`` and count the outcome.
 
     The input topic has ``partitions`` partitions; with ``keyed`` each event is keyed by its
     transaction id (so events spread over the partitions by hash), else the producer's sticky
-    partitioner fills one partition per batch."""
+    partitioner fills one partition per batch. Without ``rate`` the source writes every event
+    before the worker starts; with it, the source writes ``rate`` events a second while the
+    worker runs, as a live stream does, and the worker stops once the source is done and the
+    input is drained."""
     chosen = MODELS.get(model)
     if chosen is None:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
     if isinstance(events, bool) or not isinstance(events, int) or events < 0:
         raise ValueError(f"events is how many payment events to send, 0 or more; not {events!r}")
+    if rate is not None and (isinstance(rate, bool) or not rate > 0):
+        raise ValueError(f"rate is events per simulated second, more than 0; not {rate!r}")
     sink = Sink(database)
 
     async def main() -> PipelineResult:
@@ -267,6 +310,8 @@ def run_pipeline(
             await cluster.create_topic(INPUT_TOPIC, partitions=partitions)
             await cluster.create_topic(OUTPUT_TOPIC, partitions=1)
             sent: list[str] = []
+            acked_at: dict[str, float] = {}
+            applied_at: dict[str, float] = {}
             expected = 0
             history = History()
             # The history's effects are the database's where the model touches one (for
@@ -274,39 +319,62 @@ def run_pipeline(
             effects_in_database = chosen.effects_in == "database" or chosen.name in {
                 "exactly-once+external-db"
             }
-            if effects_in_database:
-                sink.on_effect = lambda key, by: history.effect(by, key, time=cluster.now())
-            async with cluster.producer(client_id=SOURCE) as source:
-                for number in range(events):
-                    value = payment_event(number)
-                    key = Event.parse(value).transaction_id.encode() if keyed else None
-                    try:
-                        metadata = await source.send_and_wait(INPUT_TOPIC, value, key=key)
-                    except KafkaError:
-                        # Never acknowledged: not an event the pipeline owes, though it may
-                        # have landed.
-                        history.send(SOURCE, value, topic=INPUT_TOPIC, outcome="unknown")
-                        continue
-                    history.send(
-                        SOURCE,
-                        value,
-                        topic=INPUT_TOPIC,
-                        outcome="ok",
-                        partition=metadata.partition,
-                        offset=metadata.offset,
-                        time=cluster.now(),
-                    )
-                    event = Event.parse(value)
-                    sent.append(event.transaction_id)
-                    expected += event.amount
-            restarts = await _supervise(
-                lambda name: Worker(name, cluster, sink, history=history), chosen
-            )
+
+            def on_effect(key: str, by: str) -> None:
+                applied_at.setdefault(key, cluster.now())
+                if effects_in_database:
+                    history.effect(by, key, time=cluster.now())
+
+            sink.on_effect = on_effect
+            input_done = trio.Event()
+
+            async def write_input() -> None:
+                nonlocal expected
+                start = cluster.now()
+                async with cluster.producer(client_id=SOURCE) as source:
+                    for number in range(events):
+                        if rate is not None:
+                            await trio.sleep(max(0.0, start + number / rate - cluster.now()))
+                        value = payment_event(number)
+                        event = Event.parse(value)
+                        key = event.transaction_id.encode() if keyed else None
+                        try:
+                            metadata = await source.send_and_wait(INPUT_TOPIC, value, key=key)
+                        except KafkaError:
+                            # Never acknowledged: not an event the pipeline owes, though it
+                            # may have landed.
+                            history.send(SOURCE, value, topic=INPUT_TOPIC, outcome="unknown")
+                            continue
+                        history.send(
+                            SOURCE,
+                            value,
+                            topic=INPUT_TOPIC,
+                            outcome="ok",
+                            partition=metadata.partition,
+                            offset=metadata.offset,
+                            time=cluster.now(),
+                        )
+                        sent.append(event.transaction_id)
+                        acked_at[event.transaction_id] = cluster.now()
+                        expected += event.amount
+                input_done.set()
+
+            def make_worker(name: str) -> Worker:
+                return Worker(name, cluster, sink, history=history, input_done=input_done)
+
+            if rate is None:
+                await write_input()
+                restarts = await _supervise(make_worker, chosen)
+            else:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(write_input)
+                    restarts = await _supervise(make_worker, chosen)
             await trio.sleep(TRANSACTION_TIMEOUT + 5.0)  # past any open transaction's timeout
             topic = await _read_output(
                 cluster,
                 None if effects_in_database else history,
             )
+            visible_at = _visible_at(cluster.broker.log(OUTPUT_TOPIC, 0))
             return PipelineResult(
                 model=model,
                 sent=tuple(sent),
@@ -318,6 +386,8 @@ def run_pipeline(
                 trace=cluster.trace,
                 history=history,
                 report=check(history, topic=INPUT_TOPIC, expected_keys=sent),
+                acked_at=acked_at,
+                effect_at=visible_at if chosen.effects_in == "topic" else applied_at,
             )
 
     try:

@@ -115,8 +115,11 @@ class Fault:
             raise ValueError("a delay fault needs seconds")
         if self.kind in CLIENT_KINDS and not self.client:
             raise ValueError(f"a {self.kind} fault needs the client's client_id")
-        if self.kind == "client_crash" and (self.at is None) == (self.after is None):
-            raise ValueError("a client_crash happens at a time (at=) or after an API call (after=)")
+        if self.kind == "client_crash" and self.at is None and self.after is None:
+            raise ValueError(
+                "a client_crash happens at a time (at=), after an API call (after=), or after "
+                "the first such call answered from a time on (both)"
+            )
         if self.kind == "broker_crash" and (self.at is None) == (self.after is None):
             raise ValueError(
                 "a broker_crash happens at a time (at=) or after it handles a call (after=)"
@@ -173,7 +176,8 @@ class Fault:
         cls, *, client: str, at: float | None = None, after: str | None = None
     ) -> Fault:
         """The client crashes at ``at``, or right after the answer to its next ``after`` call
-        (for example ``after="OffsetCommit"``): it stops at once and forgets everything."""
+        (for example ``after="OffsetCommit"``), or, given both, right after the answer to
+        its first ``after`` call from time ``at`` on. It stops at once and forgets everything."""
         return cls(kind="client_crash", client=client, at=at, after=after)
 
     @classmethod
@@ -246,7 +250,7 @@ class FaultPlan:
 
     def timed_faults(self) -> tuple[Fault, ...]:
         """Faults that happen at a time, earliest first (ties in plan order)."""
-        timed = [f for f in self.faults if f.at is not None]
+        timed = [f for f in self.faults if f.at is not None and f.after is None]
         return tuple(sorted(timed, key=lambda f: f.at or 0.0))
 
     @classmethod

@@ -610,7 +610,12 @@ class Network:
         self, pending: _Pending, client: str, response: Response, drop: bool, now: float
     ) -> None:
         for fault in self._crash_after:
-            if fault.client == client and fault.after == pending.api and self._current(pending):
+            if (
+                fault.client == client
+                and fault.after == pending.api
+                and (fault.at is None or now >= fault.at)
+                and self._current(pending)
+            ):
                 # The client dies before it reads this answer; the broker did the work.
                 self._crash_after.remove(fault)
                 self._note(now, "answered", BROKER, client, pending.api, "not read: crash")
