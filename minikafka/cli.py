@@ -41,13 +41,8 @@ def _explore_pipeline(args: argparse.Namespace, console: Console) -> int:
     if broken:
         options["disabled_safeguards"] = frozenset(broken)
     if args.faults is not None:
-        kinds = [kind.strip() for kind in args.faults.split(",") if kind.strip()]
-        unknown = [kind for kind in kinds if kind not in KINDS]
-        if unknown or not kinds:
-            console.print(
-                f"[red]unknown fault kinds {unknown or args.faults!r}[/]; "
-                f"choose from: {', '.join(KINDS)}"
-            )
+        kinds = _names(args.faults, KINDS, "fault kinds", console)
+        if kinds is None:
             return 2
         options["kinds"] = tuple(kinds)
     elif broken:
@@ -259,14 +254,10 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
 
     models = list(MODELS)
     if args.models is not None:
-        models = [name.strip() for name in args.models.split(",") if name.strip()]
-        unknown = [name for name in models if name not in MODELS]
-        if unknown or not models:
-            console.print(
-                f"[red]unknown models {unknown or args.models!r}[/]; "
-                f"choose from: {', '.join(MODELS)}"
-            )
+        chosen = _names(args.models, list(MODELS), "models", console)
+        if chosen is None:
             return 2
+        models = chosen
     if not 0.0 <= args.fault_rate <= 1.0:
         console.print(f"[red]--fault-rate is a probability from 0 to 1, not {args.fault_rate}[/]")
         return 2
@@ -302,6 +293,19 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
         if not args.json:
             console.print(f"saved the picture to {args.svg}")
     return 0 if result.promises_kept else 1
+
+
+def _names(text: str, choices: Sequence[str], what: str, console: Console) -> list[str] | None:
+    """The comma-separated names in ``text``, or None (said on the console) if any is not
+    one of ``choices`` or there are none."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in choices]
+    if unknown or not names:
+        console.print(
+            f"[red]unknown {what} {unknown or text!r}[/]; choose from: {', '.join(choices)}"
+        )
+        return None
+    return names
 
 
 def _positive(text: str) -> int:

@@ -328,6 +328,10 @@ def render_scenario(result: ScenarioResult) -> Group:
         if any(g.members or g.generation_id for g in result.broker.group_coordinator.snapshot()):
             parts.append(groups_table(result.broker, result.groups))
         parts.append(offsets_table(result.broker, result.groups))
+    if result.trace is not None:
+        parts.append(
+            result.trace.story().timeline(title="Timeline (faults and crashes in red)", limit=80)
+        )
     return Group(*parts)
 
 
@@ -336,6 +340,7 @@ def scenario_json(name: str, result: ScenarioResult) -> dict[str, Any]:
     return {
         "scenario": name,
         "story": list(result.story),
+        "timeline": [] if result.trace is None else result.trace.story().to_json(),
         "partitions": [
             log_json(broker.log(topic, partition))
             for topic in result.topics

@@ -533,3 +533,19 @@ def test_the_story_leaves_out_routine_traffic() -> None:
         ("recover", None),
     ]
     assert isinstance(story, minikafka.Trace)
+
+
+async def test_a_crash_after_a_call_from_a_time_on_waits_for_that_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """client_crash(at=, after=): the first Produce answered at or after 5 s, not the first."""
+    plan = FaultPlan([Fault.client_crash(client="p", at=5.0, after="Produce")])
+    async with minikafka.open_cluster(faults=plan) as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer(client_id="p") as producer:
+            await producer.send_and_wait("t", b"early")
+            await trio.sleep(6.0)
+            with pytest.raises(minikafka.ClientCrashed):
+                await producer.send_and_wait("t", b"late")
+        crash = cluster.trace.select(kind="crash")
+    assert [e.time for e in crash] == [6.0]

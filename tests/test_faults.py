@@ -88,7 +88,7 @@ def test_nth_counts_all_calls_or_one_clients_calls() -> None:
         (lambda: Fault.drop_response(api="Produce", nth=0), "nth counts calls from 1"),
         (lambda: Fault.delay(api="Fetch", nth=1, seconds=0), "positive number of seconds"),
         (lambda: Fault.broker_crash(at=-1.0), "0 or later"),
-        (lambda: Fault.client_crash(client="c1"), "at a time (at=) or after an API call"),
+        (lambda: Fault.client_crash(client="c1"), "at a time (at=), after an API call"),
         (lambda: Fault.client_crash(client="c1", after="Comit"), "unknown API 'Comit'"),
         (lambda: Fault.broker_crash(), "at a time (at=) or after it handles a call (after=)"),
         (lambda: Fault.broker_crash(at=1.0, after="EndTxn"), "at a time (at=) or after"),

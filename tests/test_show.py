@@ -125,3 +125,54 @@ def test_show_groups_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert group["group"] == "billing" and group["state"] == "Stable"
     assert group["generation"] == 3 and len(group["members"]) == 2
     assert [o["committed"] for o in state["offsets"]] == [8, 5, 4, 6]
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_renders_and_saves_an_svg(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / f"{name}.svg"
+    assert main(["show", name, "--svg", str(target)]) == 0
+    assert target.read_text().startswith("<svg")
+    assert main(["show", name, "--json"]) == 0
+    capsys.readouterr()
+
+
+def story(name: str) -> str:
+    return "\n".join(run_scenario(name).story)
+
+
+def test_lost_ack_writes_twice_without_idempotence_and_once_with_it() -> None:
+    result = run_scenario("lost-ack")
+    assert result.broker.log("payments", 0).batch_count == 2
+    assert result.broker.log("payments", 1).batch_count == 1
+    assert result.trace is not None and result.trace.select(kind="fault")
+
+
+def test_the_pipeline_scenarios_lose_and_repeat_as_the_article_says() -> None:
+    assert "lost: 12" in story("commit-before-process")
+    assert "applied more than once: 5" in story("process-before-commit")
+    external = story("external-db")
+    assert "output topic: 12 effects; lost: none; applied more than once: none" in external
+    assert "database: 17 effects; lost: none; applied more than once: 5" in external
+
+
+def test_read_committed_skips_the_aborted_transaction() -> None:
+    text = story("aborted-transaction")
+    assert "read_uncommitted consumer reads: TXN5001, TXN5002, TXN5003, TXN5004" in text
+    assert "read_committed consumer reads: TXN5003, TXN5004" in text
+
+
+def test_the_zombie_is_fenced_and_the_rebalance_moves_partitions() -> None:
+    assert "refused (ProducerFencedError)" in story("zombie-fencing")
+    result = run_scenario("zombie-fencing")
+    log = result.broker.log("ledger", 0)
+    assert log.last_stable_offset == log.high_watermark  # the new instance's commit is complete
+    assert "c1 owns payments-0, payments-1, c2 owns payments-2" in story("rebalance")
+
+
+def test_a_scenario_on_the_cluster_draws_its_timeline() -> None:
+    console = Console(record=True, width=140, file=StringIO())
+    console.print(render_scenario(run_scenario("lost-ack")))
+    text = console.export_text()
+    assert "Timeline" in text and "drop_response" in text

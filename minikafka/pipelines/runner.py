@@ -21,6 +21,7 @@ import minikafka
 from minikafka.check.checker import Report, check
 from minikafka.check.history import History
 from minikafka.client.errors import ClientCrashed, IllegalStateError, KafkaError
+from minikafka.core import Broker
 from minikafka.core.log import PartitionLog
 from minikafka.core.records import ControlType, TopicPartition
 from minikafka.pipelines import (
@@ -134,6 +135,8 @@ class PipelineResult:
     effect_at: dict[str, float] = attrs.field(factory=dict)
     """Simulated time of each event's first effect where the model's effects show: applied
     to the database, or made visible in the output topic by its COMMIT marker."""
+    broker: Broker | None = attrs.field(default=None, eq=False, repr=False)
+    """The broker as the run left it (its logs, coordinators and groups), to draw."""
 
     @property
     def latencies(self) -> list[float]:
@@ -388,6 +391,7 @@ def run_pipeline(
                 report=check(history, topic=INPUT_TOPIC, expected_keys=sent),
                 acked_at=acked_at,
                 effect_at=visible_at if chosen.effects_in == "topic" else applied_at,
+                broker=cluster.broker,
             )
 
     try:
