@@ -100,17 +100,21 @@ class LabRow:
     restarts: int = 0
     detail: str = ""
     """What else the row measured (for exactly-once+external-db: the output topic)."""
+    error: str = ""
+    """Why the run stopped before it finished (a worker that never got through), if it did."""
 
     @property
     def correct(self) -> bool:
         """Every event's effect applied exactly once."""
-        return self.lost == 0 and self.duplicated == 0
+        return not self.error and self.lost == 0 and self.duplicated == 0
 
     @property
     def events_per_second(self) -> float:
         return self.events / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     def measured(self) -> str:
+        if self.error:
+            return f"the run stopped: {self.error}"
         text = f"measured {self.lost} lost, {self.duplicated} duplicated"
         return f"{text} ({self.detail})" if self.detail else text
 
@@ -164,6 +168,7 @@ class LabResult:
                 "latency_p50": rounded(row.latency_p50),
                 "latency_p99": rounded(row.latency_p99),
                 "cost_vs_at_least_once": rounded(self.cost(row)),
+                "error": row.error or None,
             }
 
         return {
@@ -206,7 +211,13 @@ class LabResult:
                 str(row.effects),
                 Text(str(row.lost), style="red" if row.lost else ""),
                 Text(str(row.duplicated), style="red" if row.duplicated else ""),
-                Text("yes", style="green") if row.correct else Text("no", style="red"),
+                (
+                    Text("error", style="bold red")
+                    if row.error
+                    else Text("yes", style="green")
+                    if row.correct
+                    else Text("no", style="red")
+                ),
                 f"{row.events_per_second:,.0f}",
                 "-" if row.latency_p50 is None else f"{row.latency_p50:.2f}",
                 "-" if row.latency_p99 is None else f"{row.latency_p99:.2f}",
@@ -220,7 +231,7 @@ class LabResult:
                     mark,
                     (f"{row.name}: ", "bold"),
                     f"expected {row.expected}; {row.measured()}. ",
-                    (EXPLANATIONS.get(row.name, ""), "italic"),
+                    ("" if row.error else EXPLANATIONS.get(row.name, ""), "italic"),
                 )
             )
         lines.append(
@@ -290,12 +301,27 @@ class _Job:
 
 
 def _model_row(job: _Job) -> LabRow:
-    started = time.perf_counter()
-    result = run_pipeline(
-        job.name, events=job.events, seed=job.seed, faults=job.plan, rate=EVENTS_PER_SECOND
-    )
-    wall = time.perf_counter() - started
     model = MODELS[job.name]
+    started = time.perf_counter()
+    try:
+        result = run_pipeline(
+            job.name, events=job.events, seed=job.seed, faults=job.plan, rate=EVENTS_PER_SECOND
+        )
+    except RuntimeError as error:  # the supervisor gave up, or the simulation ran too long
+        return LabRow(
+            name=job.name,
+            expected=model.expectation,
+            events=0,
+            effects=0,
+            lost=0,
+            duplicated=0,
+            promise_kept=False,
+            latency_p50=None,
+            latency_p99=None,
+            wall_seconds=time.perf_counter() - started,
+            error=str(error).splitlines()[0],
+        )
+    wall = time.perf_counter() - started
     database = job.name == "exactly-once+external-db"
     counts = result.database if database else result.effects
     lost = _lost(result, counts)

@@ -129,3 +129,12 @@ def test_the_command_draws_the_table_and_a_line_per_model(
 def test_the_command_refuses_unknown_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lab", "--models", "exactly-twice"]) == 2
     assert "exactly-twice" in capsys.readouterr().out
+
+
+def test_a_run_that_cannot_finish_is_a_row_with_its_error_not_a_crash() -> None:
+    """At a fault rate of 1 the worker never gets through; the lab says so and goes on."""
+    result = run_lab(events=20, fault_rate=1.0, models=["at-least-once"], producers=False)
+    (row,) = result.rows
+    assert row.error.startswith("the worker was restarted")
+    assert not row.correct and not row.promise_kept and not result.promises_kept
+    assert result.to_json()["models"][0]["error"] == row.error

@@ -214,11 +214,16 @@ async def _supervise(make_worker: Callable[[str], Worker], model: Model) -> int:
                     break
                 await trio.sleep(1.0)  # the supervisor's restart delay
     except BaseExceptionGroup as group:
-        # A process's unexpected error comes out as itself, as open_cluster's callers expect.
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from group.exceptions[0].__cause__
-        raise
+        _raise_single(group)
     raise RuntimeError(failure)
+
+
+def _raise_single(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the one error of ``group`` as itself (as open_cluster's callers expect), or the
+    group if it holds several."""
+    if len(group.exceptions) == 1:
+        raise group.exceptions[0] from group.exceptions[0].__cause__
+    raise group
 
 
 async def _live(worker: Worker, model: Model, ended: trio.Event, reasons: list[str | None]) -> None:
@@ -369,9 +374,12 @@ def run_pipeline(
                 await write_input()
                 restarts = await _supervise(make_worker, chosen)
             else:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(write_input)
-                    restarts = await _supervise(make_worker, chosen)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(write_input)
+                        restarts = await _supervise(make_worker, chosen)
+                except BaseExceptionGroup as group:
+                    _raise_single(group)
             await trio.sleep(TRANSACTION_TIMEOUT + 5.0)  # past any open transaction's timeout
             topic = await _read_output(
                 cluster,
