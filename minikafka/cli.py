@@ -295,6 +295,33 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
     return 0 if result.promises_kept else 1
 
 
+def _tutorial(args: argparse.Namespace, console: Console) -> int:
+    from minikafka.tutorial import Lesson, find_tutorials, load_tutorial
+
+    try:
+        tutorials = find_tutorials()
+    except FileNotFoundError as error:
+        console.print(f"[red]{error}[/]")
+        return 2
+    if args.number is None:
+        table = Table(title="Tutorials: minikafka tutorial N", header_style="bold")
+        table.add_column("N", justify="right")
+        table.add_column("what it teaches")
+        table.add_column("file", style="dim")
+        for info in tutorials:
+            table.add_row(str(info.number), info.title, info.path.name)
+        console.print(table)
+        return 0
+    chosen = [info for info in tutorials if info.number == args.number]
+    if not chosen:
+        numbers = ", ".join(str(info.number) for info in tutorials)
+        console.print(f"[red]there is no tutorial {args.number}[/]; choose one of: {numbers}")
+        return 2
+    (info,) = chosen
+    load_tutorial(info)(Lesson(info.title, console=console))
+    return 0
+
+
 def _names(text: str, choices: Sequence[str], what: str, console: Console) -> list[str] | None:
     """The comma-separated names in ``text``, or None (said on the console) if any is not
     one of ``choices`` or there are none."""
@@ -402,6 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--json", action="store_true", help="print the results as JSON")
     lab.add_argument("--svg", metavar="FILE", help="also save the table as an SVG file")
     lab.set_defaults(run=_lab)
+    tutorial = commands.add_parser(
+        "tutorial",
+        help="list the tutorials, or run one",
+        description="The tutorials follow the seed article, one idea each. Without a number, "
+        "list them; with one, run it and narrate what happens.",
+    )
+    tutorial.add_argument("number", nargs="?", type=int, help="which tutorial (omit to list)")
+    tutorial.set_defaults(run=_tutorial)
     bench = commands.add_parser(
         "bench",
         help="measure how fast the simulation runs (prints figures, asserts nothing)",
