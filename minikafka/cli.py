@@ -257,9 +257,15 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
         chosen = _names(args.models, list(MODELS), "models", console)
         if chosen is None:
             return 2
+        if len(set(chosen)) != len(chosen):
+            console.print(f"[red]--models names a model twice[/]: {args.models}")
+            return 2
         models = chosen
     if not 0.0 <= args.fault_rate <= 1.0:
         console.print(f"[red]--fault-rate is a probability from 0 to 1, not {args.fault_rate}[/]")
+        return 2
+    if args.svg is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.svg))):
+        console.print(f"[red]cannot save the picture to {args.svg}[/]: no such folder")
         return 2
     workers = args.workers or min(2, os.cpu_count() or 1)
     rows = len(models) + len(PRODUCER_ROWS)
@@ -289,7 +295,11 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
     if args.svg is not None:
         recorder = Console(record=True, width=140, file=io.StringIO())
         recorder.print(result)
-        recorder.save_svg(args.svg, title="minikafka lab")
+        try:
+            recorder.save_svg(args.svg, title="minikafka lab")
+        except OSError as error:
+            console.print(f"[red]cannot save the picture to {args.svg}[/]: {error.strerror}")
+            return 2
         if not args.json:
             console.print(f"saved the picture to {args.svg}")
     return 0 if result.promises_kept else 1

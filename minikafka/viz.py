@@ -330,7 +330,9 @@ def render_scenario(result: ScenarioResult) -> Group:
         parts.append(offsets_table(result.broker, result.groups))
     if result.trace is not None:
         parts.append(
-            result.trace.story().timeline(title="Timeline (faults and crashes in red)", limit=80)
+            result.trace.story(keep=result.timeline_keeps).timeline(
+                title="Timeline (faults and crashes in red)", limit=80
+            )
         )
     return Group(*parts)
 

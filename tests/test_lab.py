@@ -10,7 +10,7 @@ import pytest
 
 from minikafka.cli import main
 from minikafka.lab import PRODUCER_ROWS, LabResult, lab_plan, run_lab
-from minikafka.pipelines import MODELS
+from minikafka.pipelines import MODELS, run_pipeline
 
 TIMING = {"events_per_second", "cost_vs_at_least_once"}
 
@@ -138,3 +138,40 @@ def test_a_run_that_cannot_finish_is_a_row_with_its_error_not_a_crash() -> None:
     assert row.error.startswith("the worker was restarted")
     assert not row.correct and not row.promise_kept and not result.promises_kept
     assert result.to_json()["models"][0]["error"] == row.error
+
+
+def test_latency_counts_from_the_send_and_waits_for_the_last_stable_offset() -> None:
+    """A lost acknowledgement makes the source's acknowledgement come after the effect, so
+    latency counts from the send; and a record is readable only once every transaction
+    before it in the partition is decided, not at its own COMMIT marker."""
+    plan = lab_plan(seed=1, rate=0.05, events=200)
+    for model in ("at-least-once", "exactly-once"):
+        result = run_pipeline(model, events=200, faults=plan, rate=8.0)
+        assert min(result.latencies()) >= 0, model
+
+
+def test_a_record_is_readable_only_once_every_earlier_transaction_is_decided() -> None:
+    """Two producers' transactions interleave: B commits at 3 s, but A, which began before
+    B's record, is decided only at 5 s (an abort). read_committed reads B's record from 5 s."""
+    from minikafka.core import PartitionLog, Record, RecordBatch
+    from minikafka.core.records import ControlType, control_batch
+    from minikafka.pipelines import payment_event
+    from minikafka.pipelines.runner import _visible_at
+
+    def data(pid: int, number: int, at: float) -> RecordBatch:
+        record = Record(payment_event(number), timestamp=int(at * 1000))
+        return RecordBatch(
+            records=(record,),
+            producer_id=pid,
+            producer_epoch=0,
+            base_sequence=0,
+            is_transactional=True,
+        )
+
+    log = PartitionLog("ledger", 0)
+    log.append(data(1, 0, 1.0))  # A: TXN5001, will abort
+    log.append(data(2, 1, 2.0))  # B: TXN5002
+    log.append(control_batch(ControlType.COMMIT, producer_id=2, producer_epoch=0, timestamp=3000))
+    log.append(control_batch(ControlType.ABORT, producer_id=1, producer_epoch=0, timestamp=5000))
+    log.append(data(2, 2, 6.0))  # B again: TXN5003, never decided
+    assert _visible_at(log) == {"TXN5002": 5.0}

@@ -10,6 +10,8 @@ database and the records in the output topic, so a lost or a duplicated event sh
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -130,22 +132,29 @@ class PipelineResult:
     records them)."""
     report: Report
     """The checker's verdict on the history: Jepsen's anomaly names."""
-    acked_at: dict[str, float] = attrs.field(factory=dict)
-    """Simulated time at which the source's send of each event was acknowledged."""
-    effect_at: dict[str, float] = attrs.field(factory=dict)
-    """Simulated time of each event's first effect where the model's effects show: applied
-    to the database, or made visible in the output topic by its COMMIT marker."""
+    sent_at: dict[str, float] = attrs.field(factory=dict)
+    """Simulated time at which the source sent each acknowledged event (its first try)."""
+    applied_at: dict[str, float] = attrs.field(factory=dict)
+    """Simulated time of each event's first effect in the database."""
+    visible_at: dict[str, float] = attrs.field(factory=dict)
+    """Simulated time from which a read_committed reader of the output topic could read each
+    event: its transaction's COMMIT marker, and every earlier transaction in the partition
+    decided (the last stable offset past it)."""
     broker: Broker | None = attrs.field(default=None, eq=False, repr=False)
     """The broker as the run left it (its logs, coordinators and groups), to draw."""
 
-    @property
-    def latencies(self) -> list[float]:
-        """End to end, per event with an effect: from its acknowledgement to its first effect
-        (simulated seconds), in the order the events were sent."""
+    def latencies(self, where: str | None = None) -> list[float]:
+        """End to end, per event with an effect: simulated seconds from the source's send to
+        its first effect in ``where`` ("database" or "topic"; by default where the model's
+        effects show), in the order the events were sent."""
+        chosen = where or MODELS[self.model].effects_in
+        if chosen not in ("database", "topic"):
+            raise ValueError(f'where is "database" or "topic", not {where!r}')
+        effect_at = self.applied_at if chosen == "database" else self.visible_at
         return [
-            self.effect_at[key] - self.acked_at[key]
+            effect_at[key] - self.sent_at[key]
             for key in self.sent
-            if key in self.effect_at and key in self.acked_at
+            if key in effect_at and key in self.sent_at
         ]
 
     @property
@@ -264,23 +273,42 @@ async def _read_output(cluster: minikafka.Cluster, history: History | None) -> C
 
 
 def _visible_at(log: PartitionLog) -> dict[str, float]:
-    """When each event first became visible to read_committed readers of the output topic:
-    at the COMMIT marker of its transaction (or when written, outside a transaction)."""
-    seen: dict[str, float] = {}
-    pending: dict[int, list[str]] = {}
+    """When each event first became readable with read_committed in the output partition.
+
+    A record at offset o is readable once its own transaction committed and the last stable
+    offset passed o: every transaction that began at or before o is decided. So its time is
+    the latest decision (COMMIT or ABORT marker) among those transactions, its own included.
+    """
+    began: dict[int, int] = {}  # producer id -> first offset of its open transaction
+    decided: list[tuple[int, float]] = []  # (first offset, decision time) per transaction
+    records: list[tuple[int, str, int | None, float]] = []  # offset, key, txn start, written
+    committed: set[int] = set()  # first offsets of committed transactions
     for batch in log.batches():
         if batch.is_control:
-            keys = pending.pop(batch.producer_id, [])
-            if batch.control_type is ControlType.COMMIT:
-                for key in keys:
-                    seen.setdefault(key, batch.records[0].timestamp / 1000)
+            first = began.pop(batch.producer_id, None)
+            if first is not None:
+                decided.append((first, batch.records[0].timestamp / 1000))
+                if batch.control_type is ControlType.COMMIT:
+                    committed.add(first)
             continue
-        keys = [Event.parse(record.value).transaction_id for record in batch.records]
+        first = None
         if batch.is_transactional:
-            pending.setdefault(batch.producer_id, []).extend(keys)
-        else:
-            for key in keys:
-                seen.setdefault(key, batch.records[0].timestamp / 1000)
+            first = began.setdefault(batch.producer_id, batch.base_offset)
+        for index, record in enumerate(batch.records):
+            key = Event.parse(record.value).transaction_id
+            records.append((batch.base_offset + index, key, first, record.timestamp / 1000))
+    open_from = min(began.values(), default=None)  # never decided: nothing after it is readable
+    decided.sort()
+    firsts = [first for first, _ in decided]
+    latest: list[float] = list(itertools.accumulate((at for _, at in decided), max))
+    seen: dict[str, float] = {}
+    for offset, key, first, written in records:
+        if first is not None and first not in committed:
+            continue  # aborted, or never decided
+        if open_from is not None and offset >= open_from:
+            continue
+        count = bisect.bisect_right(firsts, offset)
+        seen.setdefault(key, max(written, latest[count - 1]) if count else written)
     return seen
 
 
@@ -318,7 +346,7 @@ def run_pipeline(
             await cluster.create_topic(INPUT_TOPIC, partitions=partitions)
             await cluster.create_topic(OUTPUT_TOPIC, partitions=1)
             sent: list[str] = []
-            acked_at: dict[str, float] = {}
+            sent_at: dict[str, float] = {}
             applied_at: dict[str, float] = {}
             expected = 0
             history = History()
@@ -346,6 +374,7 @@ def run_pipeline(
                         value = payment_event(number)
                         event = Event.parse(value)
                         key = event.transaction_id.encode() if keyed else None
+                        first_try = cluster.now()
                         try:
                             metadata = await source.send_and_wait(INPUT_TOPIC, value, key=key)
                         except KafkaError:
@@ -363,7 +392,7 @@ def run_pipeline(
                             time=cluster.now(),
                         )
                         sent.append(event.transaction_id)
-                        acked_at[event.transaction_id] = cluster.now()
+                        sent_at[event.transaction_id] = first_try
                         expected += event.amount
                 input_done.set()
 
@@ -385,7 +414,7 @@ def run_pipeline(
                 cluster,
                 None if effects_in_database else history,
             )
-            visible_at = _visible_at(cluster.broker.log(OUTPUT_TOPIC, 0))
+
             return PipelineResult(
                 model=model,
                 sent=tuple(sent),
@@ -397,8 +426,9 @@ def run_pipeline(
                 trace=cluster.trace,
                 history=history,
                 report=check(history, topic=INPUT_TOPIC, expected_keys=sent),
-                acked_at=acked_at,
-                effect_at=visible_at if chosen.effects_in == "topic" else applied_at,
+                sent_at=sent_at,
+                applied_at=applied_at,
+                visible_at=_visible_at(cluster.broker.log(OUTPUT_TOPIC, 0)),
                 broker=cluster.broker,
             )
 

@@ -98,15 +98,17 @@ class Trace(Sequence[TraceEvent]):
         """The events from ``start`` to ``end`` (simulated seconds, both included)."""
         return Trace(e for e in self._events if start <= e.time <= end)
 
-    def story(self) -> Trace:
+    def story(self, *, keep: Iterable[str] = ()) -> Trace:
         """The events that tell what happened: no request's way there and back (its send and
-        its delivery), and no handling of the APIs that only keep things going; faults,
-        crashes, losses, transactions, markers, polls and rebalances all stay."""
+        its delivery), and no handling of the APIs that only keep things going (unless named
+        in ``keep``); faults, crashes, losses, transactions, markers, polls and rebalances
+        all stay."""
+        routine = ROUTINE_APIS - set(keep)
         return Trace(
             e
             for e in self._events
             if e.kind not in ROUTINE_KINDS
-            or (e.kind == "handle" and e.api is not None and e.api not in ROUTINE_APIS)
+            or (e.kind == "handle" and e.api is not None and e.api not in routine)
         )
 
     def text(self) -> str:
