@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,6 +123,7 @@ def load_tutorial(info: TutorialInfo) -> Callable[[Lesson | None], dict[str, Any
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {info.path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import does: dataclasses and pickling look here
     spec.loader.exec_module(module)
     main: Callable[[Lesson | None], dict[str, Any]] = module.main
     return main
