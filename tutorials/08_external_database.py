@@ -1,4 +1,4 @@
-"""The external database problem: exactly-once stops at Kafka's edge; effectively-once does not.
+"""The external database: exactly-once ends at Kafka's edge; effectively-once needs the database.
 
 A worker writes each payment to the ``ledger`` topic inside a Kafka transaction and also adds
 its amount to a balance in an sqlite database. It crashes partway through a batch. Kafka

@@ -88,11 +88,12 @@ def main(lesson: Lesson | None = None) -> dict[str, Any]:
     lesson.say(
         f"Shrunk, the failure takes {steps} steps. Lines marked *then* are the machine's "
         "clean-up at the end of a run, which heals the network and lets every request "
-        "arrive. Read the Produce requests: the same batch, same "
-        "producer id, epoch and sequence number, reached the broker twice, and this broker "
-        "appended it twice. A real Kafka broker keeps the last five batches of each "
-        "producer per partition; it would recognise the second copy, append nothing and "
-        "answer with the first copy's offset."
+        "arrive. Read the Produce requests: the same batch, with the same producer id, "
+        "epoch and sequence number, reached the broker twice, and this broker appended it "
+        "twice. A real Kafka broker keeps the last five batches of each producer per "
+        "partition; it would recognise the second copy, append nothing and answer with the "
+        "first copy's offset. `minikafka explore dedup --break producer-dedup` runs a "
+        "larger version of this search and draws the partition log."
     )
 
     lesson.step("Your own invariant")

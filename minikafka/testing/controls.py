@@ -55,6 +55,7 @@ def find_counterexample(machine: type[Any], **overrides: Any) -> tuple[str, Any]
         return machines[-1]
 
     overrides.setdefault("phases", SEARCH_PHASES)
+    overrides.setdefault("database", None)  # no .hypothesis folder where a student runs it
     chosen = settings(print_blob=False, report_multiple_bugs=False, **overrides)
     try:
         run_state_machine_as_test(factory, settings=chosen)  # type: ignore[arg-type]
