@@ -19,8 +19,9 @@ Invariants, checked after every step:
 At the end of a run, ``teardown`` heals the network and checks that every record a live producer
 sent is acknowledged: a stuck producer is a failure too.
 
-Subclass it to add an invariant (``@invariant()`` methods see ``self.broker``, ``self.sent`` and
-``self.acked``), or use ``with_config`` to run it against a broker with a safeguard off.
+Subclass it to add an invariant (``@invariant()`` methods see ``self.broker`` and ``self.sent``,
+each record sent by value, with the offset its acknowledgement gave once it has one), or use
+``with_config`` to run it against a broker with a safeguard off.
 """
 
 from __future__ import annotations
