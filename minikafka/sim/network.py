@@ -42,7 +42,7 @@ import attrs
 import trio
 
 from minikafka.core import Broker
-from minikafka.core.messages import ProduceRequest, Request, Response
+from minikafka.core.messages import ProduceRequest, Request, Response, error_codes
 from minikafka.sim.faults import MARKERS, Fault, FaultPlan
 
 __all__ = [
@@ -557,7 +557,8 @@ class Network:
             # The client reads it when it wakes up.
             self._enqueue(endpoint.paused_until, envelope, answered.connection)
             return
-        self._note(now, "deliver", BROKER, envelope.target, answered.api)
+        failed = sorted({code.name for code in error_codes(envelope.payload) if code})
+        self._note(now, "deliver", BROKER, envelope.target, answered.api, ", ".join(failed))
         if answered.done.is_set():
             return  # a duplicate's second answer: nobody reads it
         answered.response = envelope.payload
