@@ -448,40 +448,53 @@ def zombie_fencing() -> ScenarioResult:
     import trio
 
     import minikafka
+    from minikafka import Fault, FaultPlan
 
     story: list[str] = []
+    plan = FaultPlan([Fault.pause(client="old-instance", at=0.5, seconds=5.0)])
 
     async def main() -> ScenarioResult:
-        async with minikafka.open_cluster(seed=1) as cluster:
+        async with minikafka.open_cluster(seed=1, faults=plan) as cluster:
             await cluster.create_topic("ledger", partitions=1)
             (event,) = _payments(1)
             old = cluster.producer(client_id="old-instance", transactional_id="ledger-writer")
             new = cluster.producer(client_id="new-instance", transactional_id="ledger-writer")
+            outcome: list[str] = []
+
+            async def old_commits() -> None:
+                await trio.sleep_until(trio.current_time() + 1.0)  # into the pause
+                try:
+                    await old.commit_transaction()
+                    outcome.append("committed: THE ZOMBIE WAS NOT FENCED")
+                except minikafka.ProducerFencedError as error:
+                    outcome.append(f"refused ({type(error).__name__}); it must close")
+
             async with old:
                 old.begin_transaction()
                 await old.send_and_wait("ledger", event)
                 story.append(
-                    f"t={cluster.now():.1f}s  old-instance (epoch 0) writes TXN5001 and "
-                    "freezes before it commits"
+                    f"t={cluster.now():.1f}s  old-instance (epoch 0) writes TXN5001; at t=0.5s "
+                    "it freezes (a long pause) just as it is about to commit"
                 )
-                async with new:
-                    story.append(
-                        f"t={cluster.now():.1f}s  new-instance starts with the same "
-                        "transactional id: InitProducerId bumps the epoch and aborts the open "
-                        "transaction"
-                    )
-                    try:
-                        await old.commit_transaction()
-                        story.append("          old-instance committed: THE ZOMBIE WAS NOT FENCED")
-                    except minikafka.ProducerFencedError as error:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(old_commits)
+                    await trio.sleep(2.0)
+                    async with new:
                         story.append(
-                            f"t={cluster.now():.1f}s  old-instance wakes up and tries to "
-                            f"commit: refused ({type(error).__name__}); it must close"
+                            f"t={cluster.now():.1f}s  new-instance starts with the same "
+                            "transactional id: InitProducerId bumps the epoch and aborts the "
+                            "open transaction"
                         )
-                    new.begin_transaction()
-                    await new.send("ledger", event)
-                    await new.commit_transaction()
-                    story.append(f"t={cluster.now():.1f}s  new-instance writes TXN5001, commits")
+                        new.begin_transaction()
+                        await new.send("ledger", event)
+                        await new.commit_transaction()
+                        story.append(
+                            f"t={cluster.now():.1f}s  new-instance writes TXN5001, commits"
+                        )
+                        await trio.sleep(5.0)  # the old one wakes meanwhile
+                story.append(
+                    "t=5.5s  old-instance wakes up and sends its EndTxn with epoch 0: " + outcome[0]
+                )
             await trio.sleep(1.0)  # the markers
             return ScenarioResult(cluster.broker, ("ledger",), (), tuple(story), cluster.trace)
 
