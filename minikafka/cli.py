@@ -332,6 +332,43 @@ def _tutorial(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _exercises(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from minikafka.exercises import find_exercises, run_check
+
+    exercises = find_exercises()
+    if args.action is None:
+        table = Table(title="Exercises: minikafka exercises check N [FILE]", header_style="bold")
+        table.add_column("N", justify="right")
+        table.add_column("level")
+        table.add_column("exercise")
+        table.add_column("starter file", style="dim")
+        for exercise, _ in exercises.values():
+            table.add_row(str(exercise.number), exercise.level, exercise.title, exercise.filename)
+        console.print(table)
+        return 0
+    if args.action != "check" or args.number is None:
+        console.print("[red]usage: minikafka exercises [check N [FILE]][/]")
+        return 2
+    path = Path(args.file) if args.file else None
+    if path is not None and not path.is_file():
+        console.print(f"[red]no such file: {path}[/]")
+        return 2
+    try:
+        with console.status("checking ..."):
+            verdict = run_check(args.number, path)
+    except KeyError as error:
+        console.print(f"[red]{error.args[0]}[/]")
+        return 2
+    style = "bold green" if verdict.passed else "bold red"
+    console.print(f"[{style}]{'passed' if verdict.passed else 'not yet'}[/]: {verdict.message}")
+    if verdict.counterexample:
+        console.print("A counterexample that shows it:")
+        console.print(verdict.counterexample, highlight=False, markup=False)
+    return 0 if verdict.passed else 1
+
+
 def _names(text: str, choices: Sequence[str], what: str, console: Console) -> list[str] | None:
     """The comma-separated names in ``text``, or None (said on the console) if any is not
     one of ``choices`` or there are none."""
@@ -447,6 +484,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tutorial.add_argument("number", nargs="?", type=int, help="which tutorial (omit to list)")
     tutorial.set_defaults(run=_tutorial)
+    exercises = commands.add_parser(
+        "exercises",
+        help="list the classroom exercises, or check a solution",
+        description="Without arguments, list the exercises. 'check N [FILE]' runs exercise "
+        "N's checker on FILE (by default its starter file) and says what is still wrong. "
+        "Exit 0 when it passes, 1 when it does not.",
+    )
+    exercises.add_argument("action", nargs="?", choices=["check"], help="check a solution")
+    exercises.add_argument("number", nargs="?", type=int, help="which exercise")
+    exercises.add_argument("file", nargs="?", help="the file to check (default: the starter)")
+    exercises.set_defaults(run=_exercises)
     bench = commands.add_parser(
         "bench",
         help="measure how fast the simulation runs (prints figures, asserts nothing)",

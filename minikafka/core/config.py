@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -99,6 +99,17 @@ class BrokerConfig:
     """Kafka's group.min.session.timeout.ms: a JoinGroup asking for less is refused."""
     group_max_session_timeout_ms: int = attrs.field(default=1_800_000, validator=_positive)
     """Kafka's group.max.session.timeout.ms (30 minutes)."""
+    sequence_check: Callable[[Any, Any], Any] | None = attrs.field(default=None, eq=False)
+    """A plug-in for the classroom: ``check(entry, batch)`` decides each idempotent batch in
+    place of the built-in sequence and epoch checks, given the producer's state on the
+    partition (a ``ProducerStateEntry``, or None) and the batch; it returns ``APPEND``, a
+    ``Duplicate`` or a ``Rejected`` (``minikafka.core.producer_state``)."""
+    stable_offset: Callable[[int, tuple[int, ...]], int] | None = attrs.field(
+        default=None, eq=False
+    )
+    """A plug-in for the classroom: ``stable_offset(high_watermark, open_first_offsets)``
+    computes the last stable offset that read_committed fetches stop at, in place of the
+    built-in rule."""
     group_initial_rebalance_delay_ms: int = attrs.field(default=3_000, validator=_non_negative)
     """Kafka's group.initial.rebalance.delay.ms: the first rebalance of an empty group waits
     this long (extended while members keep arriving) so that they join one generation."""

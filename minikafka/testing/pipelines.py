@@ -8,7 +8,7 @@ The plan prints as the ``FaultPlan([...])`` code that replays it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -128,17 +128,18 @@ def find_violation(
     horizon: float = 8.0,
     kinds: Sequence[str] = KINDS,
     on_run: Callable[[int], None] | None = None,
+    loop: Callable[[Any], Awaitable[None]] | None = None,
     **broker_config: Any,
 ) -> Counterexample | None:
     """The smallest fault plan under which ``model`` shows ``violation`` (or any of several),
     or None. ``kinds`` narrows the faults drawn; ``on_run(count)`` is called after each run,
-    for a progress bar."""
+    for a progress bar; ``loop`` runs in place of the model's own loop (an exercise's)."""
     names = [violation] if isinstance(violation, str) else list(violation)
     runs = 0
 
     def violated(plan: FaultPlan) -> bool:
         nonlocal runs
-        result = run_pipeline(model, events=events, faults=plan, **broker_config)
+        result = run_pipeline(model, events=events, faults=plan, loop=loop, **broker_config)
         runs += 1
         if on_run is not None:
             on_run(runs)
@@ -159,6 +160,6 @@ def find_violation(
         )
     except NoSuchExample:
         return None
-    result = run_pipeline(model, events=events, faults=plan, **broker_config)
+    result = run_pipeline(model, events=events, faults=plan, loop=loop, **broker_config)
     shown = next(name for name in names if VIOLATIONS[name](result))
     return Counterexample(model, shown, plan, result)
