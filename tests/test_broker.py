@@ -781,3 +781,30 @@ def test_bad_config_values_raise_config_error(options: dict[str, object]) -> Non
 def test_config_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="num_partitions must be a positive integer"):
         BrokerConfig(num_partitions=0)
+
+
+def test_a_sequence_check_plug_in_decides_in_place_of_the_broker_and_must_answer_properly() -> None:
+    """BrokerConfig(sequence_check=...): the classroom plug-in point for exercise 3."""
+    from minikafka.core import BrokerConfig, InitProducerIdRequest, ProduceRequest
+    from minikafka.core.messages import ProducePartitionData
+    from minikafka.core.producer_state import APPEND
+    from minikafka.core.records import Record, RecordBatch
+
+    seen: list[object] = []
+
+    def append_all(entry: object, batch: object) -> object:
+        seen.append(entry)
+        return APPEND
+
+    broker = Broker(BrokerConfig(sequence_check=append_all))
+    broker.create_topic("t")
+    pid = broker.handle(InitProducerIdRequest(), now=0.0).producer_id
+    batch = RecordBatch(records=(Record(b"x"),), producer_id=pid, producer_epoch=0, base_sequence=0)
+    request = ProduceRequest(partitions=(ProducePartitionData("t", 0, batch),))
+    broker.handle(request, now=0.0)
+    broker.handle(request, now=0.0)  # the plug-in lets the retry in: two copies
+    assert broker.log("t", 0).log_end_offset == 2 and seen[0] is None
+    wrong = Broker(BrokerConfig(sequence_check=lambda entry, batch: "append"))
+    wrong.create_topic("t")
+    with pytest.raises(TypeError, match="return APPEND, Duplicate"):
+        wrong.handle(request, now=0.0)
