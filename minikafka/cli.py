@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from minikafka import __version__
 from minikafka.core import ConfigError, Safeguard
@@ -362,7 +363,9 @@ def _exercises(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]{error.args[0]}[/]")
         return 2
     style = "bold green" if verdict.passed else "bold red"
-    console.print(f"[{style}]{'passed' if verdict.passed else 'not yet'}[/]: {verdict.message}")
+    console.print(
+        Text.assemble(("passed" if verdict.passed else "not yet", style), ": ", verdict.message)
+    )
     if verdict.counterexample:
         console.print("A counterexample that shows it:")
         console.print(verdict.counterexample, highlight=False, markup=False)

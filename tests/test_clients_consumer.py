@@ -3,7 +3,7 @@ and repeats, assign() without a group, misuse, rebalances, pauses, max_poll_inte
 read-process-write loop, read_committed and the LSO, and how long polls wait.
 
 Every test runs on simulated time (the autojump_clock fixture), so session timeouts of 45 s
-cost nothing. Each states what Kafka's consumer would do in the same place (kafka-eos.md §4).
+cost nothing. Each states what Kafka's consumer would do in the same place.
 """
 
 from __future__ import annotations

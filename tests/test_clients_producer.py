@@ -1,5 +1,5 @@
 """The async Producer through the public API: idempotence, transactions, fencing, crashes and
-misuse, checked by reading the topic back with consumers (kafka-eos.md sections 1 and 2)."""
+misuse, checked by reading the topic back with consumers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Real Kafka bugs replayed as scenarios (kafka-eos.md section 5, "Bugs to replay as scenarios").
+"""Real Kafka bugs replayed as scenarios, one test per bug whose mechanism minikafka has.
 
 Each test stages one bug whose mechanism minikafka has, and shows what minikafka does in that
 place; its docstring names the bug. The sans-IO broker is driven by hand where the bug lives

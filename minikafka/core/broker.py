@@ -29,6 +29,7 @@ Rules for everything in ``core/``:
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections.abc import Callable, Iterator
@@ -620,7 +621,9 @@ class Broker:
             table = self.producer_state(topic, partition)
             plug_in = self.config.sequence_check
             if plug_in is not None:  # a classroom exercise's own check
-                verdict = plug_in(table.entries.get(batch.producer_id), batch)
+                entry = table.entries.get(batch.producer_id)
+                # A copy: a plug-in under construction must not be able to corrupt the state.
+                verdict = plug_in(None if entry is None else copy.deepcopy(entry), batch)
                 if not isinstance(verdict, Append | Duplicate | Rejected):
                     raise TypeError(
                         f"sequence_check returned {verdict!r}; return APPEND, "

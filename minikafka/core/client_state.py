@@ -7,7 +7,7 @@ never sends anything itself: ``poll(now)`` returns the requests to send, ``on_re
 Hypothesis machines drive it synchronously; the trio ``Producer`` wraps the same object, so the
 logic is written and tested once.
 
-The rules it follows (kafka-eos.md section 1):
+The rules it follows (those of Kafka's idempotent producer):
 - a batch gets its sequence number when it is first drained, and keeps it on every retry;
 - at most ``max_in_flight_requests_per_connection`` requests are in flight, one batch per
   partition each, so with idempotence every retry is within the broker's 5-batch window;

@@ -256,20 +256,25 @@ async def _live(worker: Worker, model: Model, ended: trio.Event, reasons: list[s
 
 
 async def _read_output(cluster: minikafka.Cluster, history: History | None) -> Counter[str]:
-    """Read the output topic with read_committed; each record is an effect of its event."""
+    """Read the output topic with read_committed to its end; each record is an effect of its
+    event. The reader stops once a poll comes back empty with its lag known to be 0 (not at
+    the first empty poll: a lost ListOffsets answer, say, leaves it without a position)."""
     counts: Counter[str] = Counter()
+    output = TopicPartition(OUTPUT_TOPIC, 0)
     async with cluster.consumer(
         client_id="auditor", isolation_level="read_committed", auto_offset_reset="earliest"
     ) as reader:
-        reader.assign([TopicPartition(OUTPUT_TOPIC, 0)])
-        while batch := await reader.getmany(timeout=1.0):
+        reader.assign([output])
+        while True:
+            batch = await reader.getmany(timeout=1.0)
             for records in batch.values():
                 for record in records:
                     key = Event.parse(record.value).transaction_id
                     counts[key] += 1
                     if history is not None:
                         history.effect(OUTPUT_TOPIC, key, time=cluster.now())
-    return counts
+            if not batch and reader.current_lag(output) == 0:
+                return counts
 
 
 def _visible_at(log: PartitionLog) -> dict[str, float]:

@@ -137,7 +137,7 @@ Ticket = _Pending
 
 @attrs.define(eq=False)
 class _Envelope:
-    kind: str  # "request", "response", "tick", "crash", "recover", "client_crash", "pause"
+    kind: str  # request, response, tick, crash, recover, client_crash, pause, expire
     source: str
     target: str
     payload: Any = None
@@ -374,6 +374,13 @@ class Network:
                     break
             if pending.endpoint is not None:
                 await self._sleep_through_pause(pending.endpoint)
+        except trio.Cancelled:
+            # The caller gave up waiting (a poll's own timeout), but the request stays in
+            # flight, as in Kafka's NetworkClient: if no answer comes within its timeout,
+            # the connection is closed then, as for any request that timed out.
+            if budget < math.inf and not pending.done.is_set():
+                self._enqueue(begin + budget, _Envelope("expire", pending.client, BROKER, pending))
+            raise
         finally:
             self._pending.remove(pending)
         if pending.broken:
@@ -482,6 +489,8 @@ class Network:
             self._deliver_request(envelope, now)
         elif envelope.kind in ("client_crash", "pause"):
             self._client_fault(envelope.target, envelope.payload, now)
+        elif envelope.kind == "expire":
+            self._expire(envelope.payload, now)
         else:
             self._deliver_response(envelope, now)
 
@@ -568,6 +577,22 @@ class Network:
             if fault.after == answered.api and fault.nth == count:
                 # The client has its answer; the broker's background work after it is lost.
                 self._planned_crash(fault, now)
+
+    def _expire(self, pending: _Pending, now: float) -> None:
+        """An abandoned request reached its timeout: if it never got its answer and its
+        connection is still open, close the connection (Kafka's request timeout)."""
+        endpoint = pending.endpoint
+        if pending.done.is_set() or endpoint is None or endpoint.crashed:
+            return
+        if endpoint.connection != pending.connection:
+            return
+        if endpoint.paused_until > trio.current_time():
+            self._enqueue(
+                endpoint.paused_until, _Envelope("expire", pending.client, BROKER, pending)
+            )
+            return
+        self._note(now, "timeout", pending.client, BROKER, pending.api, "abandoned by its caller")
+        self.disconnect(pending.client)
 
     def _client_fault(self, client: str, fault: Fault, now: float) -> None:
         endpoint = self._endpoints.get(client)
