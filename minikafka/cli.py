@@ -7,6 +7,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -197,16 +198,29 @@ def _show(args: argparse.Namespace, console: Console) -> int:
 
 
 def _bench(args: argparse.Namespace, console: Console) -> int:
-    from minikafka.bench import SUITES, run_clients
+    from minikafka.bench import SUITES, run_clients, run_core
 
-    suite = args.suite or "clients"
-    if suite not in SUITES:
-        console.print(f"[red]unknown suite {suite!r}[/]; this version has: {', '.join(SUITES)}")
+    if args.suite is not None and args.suite not in SUITES:
+        console.print(
+            f"[red]unknown suite {args.suite!r}[/]; this version has: {', '.join(SUITES)}"
+        )
         return 2
+    suites = [args.suite] if args.suite else list(SUITES)
     if args.json:
-        result = run_clients(args.records)
-        print(json.dumps(result.to_json(), indent=2))
+        found: list[dict[str, Any]] = []
+        for suite in suites:
+            if suite == "core":
+                found.append(run_core().to_json())
+            else:
+                found.append(run_clients(args.records).to_json())
+        print(json.dumps(found[0] if args.suite else {"suites": found}, indent=2))
         return 0
+    if "core" in suites:
+        with console.status("bench core: Broker.handle alone ..."):
+            core = run_core()
+        console.print(core.render())
+        if suites == ["core"]:
+            return 0
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

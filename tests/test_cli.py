@@ -146,3 +146,16 @@ def test_explore_pipeline_refuses_unknown_fault_kinds(capsys: pytest.CaptureFixt
     assert main(["explore", "pipeline", *args]) == 2
     out = capsys.readouterr().out
     assert "unknown fault kinds ['nonsense']" in out and "broker_crash" in out
+
+
+def test_bench_core_prints_each_target_with_its_measure_as_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The figures vary by machine: the test checks their shape, never their values."""
+    assert main(["bench", "core", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["suite"] == "core"
+    names = [figure["name"] for figure in result["figures"]]
+    assert "read_committed fetch of 500 records" in names
+    assert len(result["targets"]) == 2
+    assert all({"name", "goal", "measured", "met"} <= set(t) for t in result["targets"])
