@@ -104,3 +104,22 @@ def test_a_keyed_workload_spreads_its_events_over_the_partitions() -> None:
 
     assert len(partitions(keyed)) == 3
     assert len(partitions(sticky)) == 1
+
+
+def test_the_search_hits_only_the_clients_it_is_given() -> None:
+    """Crashes planned for a client that never exists miss; for the worker's producer, they
+    hit it (and so its process)."""
+    assert (
+        find_violation(
+            "at-most-once", "lost", kinds=("client_crash",), clients=("nobody",), max_examples=15
+        )
+        is None
+    )
+    found = find_violation(
+        "at-least-once",
+        "duplicated",
+        kinds=("client_crash",),
+        clients=("worker-1",),
+        max_examples=50,
+    )
+    assert found is not None and {f.client for f in found.plan} == {"worker-1"}

@@ -127,13 +127,16 @@ def find_violation(
     max_examples: int = 100,
     horizon: float = 8.0,
     kinds: Sequence[str] = KINDS,
+    clients: Sequence[str] = ("worker-1",),
     on_run: Callable[[int], None] | None = None,
     loop: Callable[[Any], Awaitable[None]] | None = None,
     **broker_config: Any,
 ) -> Counterexample | None:
     """The smallest fault plan under which ``model`` shows ``violation`` (or any of several),
-    or None. ``kinds`` narrows the faults drawn; ``on_run(count)`` is called after each run,
-    for a progress bar; ``loop`` runs in place of the model's own loop (an exercise's)."""
+    or None. ``kinds`` narrows the faults drawn and ``clients`` names the clients that client
+    faults hit (``worker-1-out`` is the worker's producer); ``on_run(count)`` is called after
+    each run, for a progress bar; ``loop`` runs in place of the model's own loop (an
+    exercise's)."""
     names = [violation] if isinstance(violation, str) else list(violation)
     runs = 0
 
@@ -147,7 +150,7 @@ def find_violation(
 
     try:
         plan = find(
-            fault_plans(horizon=horizon, kinds=kinds),
+            fault_plans(horizon=horizon, kinds=kinds, clients=clients),
             violated,
             settings=settings(
                 max_examples=max_examples,
