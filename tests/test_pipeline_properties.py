@@ -107,8 +107,8 @@ def test_a_keyed_workload_spreads_its_events_over_the_partitions() -> None:
 
 
 def test_the_search_hits_only_the_clients_it_is_given() -> None:
-    """Crashes planned for a client that never exists miss; for the worker's producer, they
-    hit it (and so its process)."""
+    """Crashes planned for a client that never exists miss; planned for the worker, they find
+    its duplicate."""
     assert (
         find_violation(
             "at-most-once", "lost", kinds=("client_crash",), clients=("nobody",), max_examples=15
