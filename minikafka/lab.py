@@ -356,7 +356,7 @@ def _lost(result: PipelineResult, counts: dict[str, int]) -> list[str]:
 def _producer_row(job: _Job) -> LabRow:
     idempotent = job.name == PRODUCER_ROWS[1]
     started = time.perf_counter()
-    acked, copies, latencies = trio_run_source(job.events, job.seed, job.plan, idempotent)
+    acked, copies, latencies = _run_source(job.events, job.seed, job.plan, idempotent)
     wall = time.perf_counter() - started
     duplicated = [key for key in acked if copies.get(key, 0) > 1]
     lost = [key for key in acked if copies.get(key, 0) == 0]
@@ -375,7 +375,7 @@ def _producer_row(job: _Job) -> LabRow:
     )
 
 
-def trio_run_source(
+def _run_source(
     events: int, seed: int, plan: FaultPlan, idempotent: bool
 ) -> tuple[list[str], Counter[str], list[float]]:
     """The source alone: write ``events`` events at the lab's rate under ``plan``. Returns the

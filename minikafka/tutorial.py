@@ -23,7 +23,14 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.rule import Rule
 
-__all__ = ["Lesson", "TutorialInfo", "find_tutorials", "load_tutorial", "tutorials_dir"]
+__all__ = [
+    "Lesson",
+    "TutorialInfo",
+    "find_tutorials",
+    "load_tutorial",
+    "run_tutorial",
+    "tutorials_dir",
+]
 
 T = TypeVar("T")
 
@@ -127,3 +134,14 @@ def load_tutorial(info: TutorialInfo) -> Callable[[Lesson | None], dict[str, Any
     spec.loader.exec_module(module)
     main: Callable[[Lesson | None], dict[str, Any]] = module.main
     return main
+
+
+def run_tutorial(number: int, lesson: Lesson | None = None) -> dict[str, Any]:
+    """Run tutorial ``number`` with ``lesson`` (by default one that narrates under its title)
+    and return the facts it recorded; ``KeyError`` names the tutorials there are."""
+    tutorials = {info.number: info for info in find_tutorials()}
+    info = tutorials.get(number)
+    if info is None:
+        numbers = ", ".join(str(n) for n in tutorials)
+        raise KeyError(f"there is no tutorial {number}; choose one of: {numbers}")
+    return load_tutorial(info)(lesson or Lesson(info.title))

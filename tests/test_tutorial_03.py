@@ -9,14 +9,13 @@ import pytest
 from rich.console import Console
 
 from minikafka.client.consumer import CONSUMER_DEFAULTS
-from minikafka.tutorial import Lesson, find_tutorials, load_tutorial
+from minikafka.tutorial import Lesson, run_tutorial
 
 NUMBER = 3
 
 
 def run(lesson: Lesson) -> dict[str, Any]:
-    (info,) = [info for info in find_tutorials() if info.number == NUMBER]
-    return load_tutorial(info)(lesson)
+    return run_tutorial(NUMBER, lesson)
 
 
 @pytest.fixture(scope="module")

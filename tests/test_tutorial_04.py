@@ -11,14 +11,13 @@ from rich.console import Console
 
 from minikafka.client.producer import PRODUCER_DEFAULTS
 from minikafka.core.producer_state import NUM_BATCHES_TO_RETAIN
-from minikafka.tutorial import Lesson, find_tutorials, load_tutorial
+from minikafka.tutorial import Lesson, run_tutorial
 
 NUMBER = 4
 
 
 def run(lesson: Lesson) -> dict[str, Any]:
-    (info,) = [info for info in find_tutorials() if info.number == NUMBER]
-    return load_tutorial(info)(lesson)
+    return run_tutorial(NUMBER, lesson)
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,13 @@ from typing import Any
 
 from rich.console import Console
 
-from minikafka.tutorial import Lesson, find_tutorials, load_tutorial
+from minikafka.tutorial import Lesson, run_tutorial
 
 NUMBER = 5
 
 
 def run(lesson: Lesson) -> dict[str, Any]:
-    (info,) = [info for info in find_tutorials() if info.number == NUMBER]
-    return load_tutorial(info)(lesson)
+    return run_tutorial(NUMBER, lesson)
 
 
 def test_the_same_record_is_delivered_twice_after_a_crash_before_the_commit() -> None:

@@ -9,14 +9,13 @@ from typing import Any
 from rich.console import Console
 
 from minikafka.client import PRODUCER_DEFAULTS
-from minikafka.tutorial import Lesson, find_tutorials, load_tutorial
+from minikafka.tutorial import Lesson, run_tutorial
 
 NUMBER = 6
 
 
 def run(lesson: Lesson) -> dict[str, Any]:
-    (info,) = [info for info in find_tutorials() if info.number == NUMBER]
-    return load_tutorial(info)(lesson)
+    return run_tutorial(NUMBER, lesson)
 
 
 def test_both_partitions_get_the_same_decision() -> None:

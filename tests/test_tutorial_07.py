@@ -8,14 +8,13 @@ from typing import Any
 
 from rich.console import Console
 
-from minikafka.tutorial import Lesson, find_tutorials, load_tutorial
+from minikafka.tutorial import Lesson, run_tutorial
 
 NUMBER = 7
 
 
 def run(lesson: Lesson) -> dict[str, Any]:
-    (info,) = [info for info in find_tutorials() if info.number == NUMBER]
-    return load_tutorial(info)(lesson)
+    return run_tutorial(NUMBER, lesson)
 
 
 def test_the_committed_offset_moves_only_when_a_transaction_commits() -> None:

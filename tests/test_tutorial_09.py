@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from minikafka.tutorial import Lesson, find_tutorials, load_tutorial
+from minikafka.tutorial import Lesson, run_tutorial
 
 
 def run(number: int) -> dict[str, Any]:
-    (info,) = [info for info in find_tutorials() if info.number == number]
-    return load_tutorial(info)(Lesson(quiet=True))
+    return run_tutorial(number, Lesson(quiet=True))
 
 
 def test_tutorial_9_counts_what_exactly_once_adds_and_measures_it() -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from minikafka.cli import main
-from minikafka.tutorial import Lesson, find_tutorials, load_tutorial
+from minikafka.tutorial import Lesson, find_tutorials, run_tutorial
 
 
 def run(number: int) -> dict[str, object]:
-    (info,) = [info for info in find_tutorials() if info.number == number]
-    return load_tutorial(info)(Lesson(quiet=True))
+    return run_tutorial(number, Lesson(quiet=True))
 
 
 def test_the_tutorials_are_numbered_in_order_and_each_has_a_title() -> None:
