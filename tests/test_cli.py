@@ -93,16 +93,19 @@ def test_explore_groups_without_generation_fencing(capsys: pytest.CaptureFixture
 
 
 def test_bench_clients_reports_both_sides_as_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "clients", "--records", "2000", "--json"]) == 0
-    figures = json.loads(capsys.readouterr().out)
-    assert figures["suite"] == "clients" and figures["records"] == 2000
-    assert figures["produce_records_per_second"] > 0 < figures["consume_records_per_second"]
-    assert figures["produce_requests"] >= 1 and figures["fetch_requests"] >= 1
+    """The figures vary by machine: the test checks their shape, never their values."""
+    assert main(["bench", "clients", "--quick", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["suite"] == "clients" and result["seconds"] > 0
+    figures = {figure["name"]: figure["value"] for figure in result["figures"]}
+    assert figures["produce (idempotent)"] > 0 < figures["consume"]
+    assert figures["Produce requests"] >= 1 and figures["Fetch requests"] >= 1
 
 
-def test_bench_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--records", "500"]) == 0
-    assert "records per second" in capsys.readouterr().out
+def test_bench_prints_a_table_for_a_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "core", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "minikafka bench core" in out and "target:" in out and "targets met" in out
 
 
 def test_bench_unknown_suite(capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,7 +155,7 @@ def test_bench_core_prints_each_target_with_its_measure_as_json(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The figures vary by machine: the test checks their shape, never their values."""
-    assert main(["bench", "core", "--json"]) == 0
+    assert main(["bench", "core", "--quick", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["suite"] == "core"
     names = [figure["name"] for figure in result["figures"]]

@@ -1,0 +1,189 @@
+"""The ``core`` suite: ``Broker.handle`` alone, with no network, no trio and no clients.
+
+Idempotent produce requests of 1, 10 and 100 records, and read_committed fetches of 500
+records from a log of committed and aborted transactions, filtered as a consumer filters them,
+against a plain loop that copies 500 records out of a list. The helpers here build the
+workloads the ``scale`` suite reuses.
+"""
+
+from __future__ import annotations
+
+import time
+
+from minikafka.bench import Progress, SuiteResult, Target
+from minikafka.core import Broker
+from minikafka.core.isolation import visible_records
+from minikafka.core.messages import (
+    AddPartitionsToTxnRequest,
+    EndTxnRequest,
+    FetchPartition,
+    FetchRequest,
+    FetchResponse,
+    InitProducerIdRequest,
+    IsolationLevel,
+    ProducePartitionData,
+    ProduceRequest,
+)
+from minikafka.core.records import Record, RecordBatch, TopicPartition
+
+__all__ = ["VALUE", "produce_requests", "read_committed_cost", "run", "transactional_log"]
+
+VALUE = b"x" * 100
+"""Every benchmark record's value: 100 bytes."""
+
+PRODUCE_TARGET_PER_SECOND = 100_000
+FETCH_TARGET_RATIO = 3.0
+ROUNDS = 3
+
+
+def produce_requests(pid: int, size: int, count: int) -> list[ProduceRequest]:
+    """``count`` idempotent requests of ``size`` records each, in sequence order."""
+    records = tuple(Record(VALUE) for _ in range(size))
+    return [
+        ProduceRequest(
+            partitions=(
+                ProducePartitionData(
+                    "bench",
+                    0,
+                    RecordBatch(
+                        records=records,
+                        producer_id=pid,
+                        producer_epoch=0,
+                        base_sequence=number * size,
+                    ),
+                ),
+            ),
+            acks=1,
+        )
+        for number in range(count)
+    ]
+
+
+def _produce_rate(size: int, count: int) -> float:
+    """Requests per second that ``Broker.handle`` takes for ``size``-record batches."""
+    broker = Broker()
+    broker.create_topic("bench")
+    pid = broker.handle(InitProducerIdRequest(), now=0.0).producer_id  # type: ignore[union-attr]
+    requests = produce_requests(pid, size, count)
+    start = time.perf_counter()
+    for request in requests:
+        broker.handle(request, now=1.0)
+    return count / (time.perf_counter() - start)
+
+
+def transactional_log(records: int, per_transaction: int = 50) -> Broker:
+    """A log of ``records`` records in transactions of ``per_transaction``, committed and
+    aborted in turn, from two producers."""
+    broker = Broker()
+    broker.create_topic("bench")
+    tp = TopicPartition("bench", 0)
+    producers = []
+    for name in ("committer", "aborter"):
+        answer = broker.handle(InitProducerIdRequest(transactional_id=name), now=0.0)
+        producers.append((name, answer.producer_id, answer.producer_epoch))  # type: ignore[union-attr]
+    sequences = [0, 0]
+    written = 0
+    turn = 0
+    while written < records:
+        index = turn % 2
+        name, pid, epoch = producers[index]
+        broker.handle(
+            AddPartitionsToTxnRequest(
+                transactional_id=name, producer_id=pid, producer_epoch=epoch, partitions=(tp,)
+            ),
+            now=1.0,
+        )
+        batch = RecordBatch(
+            records=tuple(Record(VALUE) for _ in range(per_transaction)),
+            producer_id=pid,
+            producer_epoch=epoch,
+            base_sequence=sequences[index],
+            is_transactional=True,
+        )
+        sequences[index] += per_transaction
+        broker.handle(
+            ProduceRequest(partitions=(ProducePartitionData("bench", 0, batch),)), now=1.0
+        )
+        broker.handle(
+            EndTxnRequest(
+                transactional_id=name, producer_id=pid, producer_epoch=epoch, committed=index == 0
+            ),
+            now=1.0,
+        )
+        broker.tick(1.0)
+        written += per_transaction
+        turn += 1
+    return broker
+
+
+def read_committed_cost(broker: Broker, visible: int = 500) -> float:
+    """Seconds to fetch ``visible`` committed records with read_committed and filter them as
+    the consumer does, averaged over a sweep of the whole log."""
+    log = broker.log("bench", 0)
+    position, shown, seconds = 0, 0, 0.0
+    while position < log.high_watermark:
+        start = time.perf_counter()
+        answer = broker.handle(
+            FetchRequest(
+                partitions=(FetchPartition("bench", 0, position, 64 * 1024),),
+                isolation_level=IsolationLevel.READ_COMMITTED,
+            ),
+            now=2.0,
+        )
+        assert isinstance(answer, FetchResponse)
+        part = answer.partitions[0]
+        result = visible_records(part.batches, part.aborted_transactions, position)
+        seconds += time.perf_counter() - start
+        shown += len(result.records)
+        position = result.next_offset
+    return seconds / shown * visible
+
+
+def _copy_cost(visible: int = 500, rounds: int = 200) -> float:
+    """Seconds for a plain Python loop that copies ``visible`` records out of a list."""
+    source = [Record(VALUE) for _ in range(visible)]
+    start = time.perf_counter()
+    for _ in range(rounds):
+        copied = []
+        for record in source:
+            copied.append(record)
+    return (time.perf_counter() - start) / rounds
+
+
+def run(*, progress: Progress, quick: bool = False) -> SuiteResult:
+    """``Broker.handle`` on its own: idempotent produce requests of 1, 10 and 100 records, and
+    read_committed fetches of 500 records from a log of committed and aborted transactions.
+    Each figure is the best of three rounds, so one hiccup of the machine does not set it."""
+    scale = 10 if quick else 1
+    figures: list[tuple[str, float, str]] = []
+    rates = {}
+    plan = ((1, 20_000 // scale), (10, 5_000 // scale), (100, 1_000 // scale))
+    for step, (size, count) in enumerate(plan):
+        progress("core: produce", step, len(plan) + 1)
+        rate = max(_produce_rate(size, count) for _ in range(ROUNDS))
+        rates[size] = rate
+        figures.append((f"produce, {size}-record batches", rate, "requests/s"))
+        figures.append((f"produce, {size}-record batches: records", rate * size, "records/s"))
+    progress("core: produce", len(plan), len(plan) + 1)
+    broker = transactional_log(10_000 // scale)
+    fetch = min(read_committed_cost(broker) for _ in range(ROUNDS))
+    copy = min(_copy_cost() for _ in range(ROUNDS))
+    progress("core: produce", len(plan) + 1, len(plan) + 1)
+    figures.append(("read_committed fetch of 500 records", fetch * 1e6, "µs"))
+    figures.append(("plain loop copying 500 records", copy * 1e6, "µs"))
+    ratio = fetch / copy
+    targets = (
+        Target(
+            "produce requests per second (1-record batches)",
+            f">= {PRODUCE_TARGET_PER_SECOND:,}",
+            f"{rates[1]:,.0f}",
+            rates[1] >= PRODUCE_TARGET_PER_SECOND,
+        ),
+        Target(
+            "read_committed fetch of 500 records against a copy loop",
+            f"<= {FETCH_TARGET_RATIO:g}x",
+            f"{ratio:.2f}x",
+            ratio <= FETCH_TARGET_RATIO,
+        ),
+    )
+    return SuiteResult("core", tuple(figures), targets)
