@@ -28,7 +28,7 @@ from rich.text import Text
 
 __all__ = ["SUITES", "Progress", "SuiteResult", "Target", "run_suite"]
 
-SUITES = ("core", "clients")
+SUITES = ("core", "scale", "clients")
 """Every suite, in the order ``minikafka bench`` runs them."""
 
 

@@ -73,6 +73,11 @@ class ClientBase:
     def closed(self) -> bool:
         return self._life in (_Life.CLOSED, _Life.CRASHED)
 
+    @property
+    def running(self) -> bool:
+        """Started, and neither closed nor crashed."""
+        return self._life is _Life.RUNNING
+
     async def _connect(self) -> None:
         if self._life is not _Life.NEW:
             raise IllegalStateError(f"{self.client_id} was already started; create a new client")

@@ -57,7 +57,7 @@ from minikafka.core.assignors import ASSIGNORS
 from minikafka.core.config import ConfigError
 from minikafka.core.errors import ErrorCode
 from minikafka.core.group_member import ConsumerGroupMetadata, GroupMemberProtocol, MemberState
-from minikafka.core.isolation import ConsumedRecord, visible_records
+from minikafka.core.isolation import visible_records
 from minikafka.core.messages import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
@@ -236,7 +236,10 @@ class Consumer(ClientBase):
         self._listener: Any = None
         self._manual: tuple[TopicPartition, ...] | None = None
         self._positions: dict[TopicPartition, int] = {}
-        self._buffers: dict[TopicPartition, list[ConsumedRecord]] = {}
+        # Fetched records not yet handed out: the records, the index of the next one to hand
+        # out, and the position after the fetch (past markers and skipped batches).
+        self._buffers: dict[TopicPartition, list[ConsumerRecord]] = {}
+        self._buffer_at: dict[TopicPartition, int] = {}
         self._buffer_next: dict[TopicPartition, int] = {}
         self._end: dict[TopicPartition, int] = {}
         """Per partition, the end the last fetch reported: the high watermark, or the last
@@ -468,6 +471,7 @@ class Consumer(ClientBase):
             raise ValueError(f"seek needs an offset >= 0, not {offset!r}")
         self._positions[tp] = offset
         self._buffers.pop(tp, None)
+        self._buffer_at.pop(tp, None)
         self._buffer_next.pop(tp, None)
 
     async def committed(self, tp: TopicPartition) -> int | None:
@@ -540,6 +544,7 @@ class Consumer(ClientBase):
         self._positions.pop(tp, None)
         self._end.pop(tp, None)
         self._buffers.pop(tp, None)
+        self._buffer_at.pop(tp, None)
         self._buffer_next.pop(tp, None)
 
     # --- internals: one poll ----------------------------------------------------------------
@@ -919,26 +924,20 @@ class Consumer(ClientBase):
             if (only and tp not in only) or tp not in owned:
                 continue
             buffer = self._buffers[tp]
-            chunk, rest = buffer[:limit], buffer[limit:]
+            # A read index, not a slice of the rest: handing out a large buffer a poll at a
+            # time would otherwise copy what is left on every poll.
+            at = self._buffer_at[tp]
+            chunk = buffer[at : at + limit]
             if chunk:
-                taken[tp] = [
-                    ConsumerRecord(
-                        tp.topic,
-                        tp.partition,
-                        c.offset,
-                        c.record.timestamp,
-                        c.record.key,
-                        c.record.value,
-                        c.record.headers,
-                    )
-                    for c in chunk
-                ]
+                taken[tp] = chunk
                 limit -= len(chunk)
+                at += len(chunk)
                 self._positions[tp] = chunk[-1].offset + 1
-            if rest:
-                self._buffers[tp] = rest
+            if at < len(buffer):
+                self._buffer_at[tp] = at
             else:
                 del self._buffers[tp]
+                del self._buffer_at[tp]
                 self._positions[tp] = self._buffer_next.pop(tp, self._positions[tp])
         return taken
 
@@ -987,8 +986,23 @@ class Consumer(ClientBase):
             visible = visible_records(
                 part.batches, part.aborted_transactions, position, self._isolation
             )
-            if visible.records:
-                self._buffers[tp] = list(visible.records)
+            if visible.slices:
+                # Each record becomes a ConsumerRecord once, here; polls hand out slices.
+                topic, partition = tp.topic, tp.partition
+                self._buffers[tp] = [
+                    ConsumerRecord(
+                        topic,
+                        partition,
+                        offset,
+                        record.timestamp,
+                        record.key,
+                        record.value,
+                        record.headers,
+                    )
+                    for first, records in visible.slices
+                    for offset, record in enumerate(records, first)
+                ]
+                self._buffer_at[tp] = 0
                 self._buffer_next[tp] = visible.next_offset
                 got = True
             else:

@@ -343,39 +343,69 @@ class Producer(ClientBase):
         headers: list[Header] | tuple[Header, ...] | None = None,
     ) -> DeliveryHandle:
         """Queue a record; returns once it is queued, with a handle to await for its metadata."""
+        # The fast path: when nothing can make the send wait (the client runs, no pause is in
+        # force, the topic's partitions are known, the buffer has room), the record is queued
+        # at once, without the cancel scope that guards an await. Most sends take it; the
+        # guard alone cost about half of each send in the profile.
+        prepared = None
+        count = self._partition_counts.get(topic)
+        if count is not None and self.running and not self._network.pausing():
+            prepared = self._prepare(topic, value, key, partition, headers, count)
+            if self._buffered + prepared[2] <= self.settings["buffer_memory"]:
+                return self._queue(*prepared)
         with self._guard():
-            await self._network.wait_if_paused(self.client_id)
-            self._check_can_send()
-            for name, data in (("value", value), ("key", key)):
-                if data is not None and not isinstance(data, bytes):
-                    raise TypeError(
-                        f"{name} must be bytes or None, not {type(data).__name__} "
-                        "(encode it first, for example with .encode() or json.dumps().encode())"
-                    )
-            count = await self._partitions_for(topic)
-            if partition is None:
-                partition = self._choose_partition(topic, key, count)
-            elif not 0 <= partition < count:
-                raise UnknownTopicOrPartitionError(
-                    f"topic {topic!r} has partitions 0 to {count - 1}, not {partition}"
+            if prepared is None:
+                await self._network.wait_if_paused(self.client_id)
+                self._check_record(value, key)
+                count = await self._partitions_for(topic)
+                prepared = self._prepare(topic, value, key, partition, headers, count)
+            await self._wait_for_buffer(prepared[2])
+            return self._queue(*prepared)
+
+    def _check_record(self, value: bytes | None, key: bytes | None) -> None:
+        self._check_can_send()
+        for name, data in (("value", value), ("key", key)):
+            if data is not None and not isinstance(data, bytes):
+                raise TypeError(
+                    f"{name} must be bytes or None, not {type(data).__name__} "
+                    "(encode it first, for example with .encode() or json.dumps().encode())"
                 )
-            tp = TopicPartition(topic, partition)
-            record = Record(
-                value, key, tuple(headers or ()), timestamp=int(self._network.now() * 1000)
+
+    def _prepare(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int | None,
+        headers: list[Header] | tuple[Header, ...] | None,
+        count: int,
+    ) -> tuple[TopicPartition, Record, int]:
+        """Check a record, choose its partition and build it: (partition, record, size)."""
+        self._check_record(value, key)
+        if partition is None:
+            partition = self._choose_partition(topic, key, count)
+        elif not 0 <= partition < count:
+            raise UnknownTopicOrPartitionError(
+                f"topic {topic!r} has partitions 0 to {count - 1}, not {partition}"
             )
-            size = record.size_bytes
-            await self._wait_for_buffer(size)
-            if self._is_transactional and not self._protocol_allows(tp):
-                self._to_add.add(tp)
-            number = self._protocol.send(tp, record, now=self._network.now())
-            handle = DeliveryHandle(tp, size)
-            self._handles[number] = handle
-            self._buffered += size
-            if topic in self._sticky:
-                chosen, so_far = self._sticky[topic]
-                self._sticky[topic] = (chosen, so_far + size)
-            self._wake()
-            return handle
+        tp = TopicPartition(topic, partition)
+        record = Record(value, key, tuple(headers or ()), timestamp=int(self._network.now() * 1000))
+        return tp, record, record.size_bytes
+
+    def _queue(self, tp: TopicPartition, record: Record, size: int) -> DeliveryHandle:
+        """Hand a prepared record to the protocol's accumulator."""
+        if self._is_transactional and not self._protocol_allows(tp):
+            self._to_add.add(tp)
+        number = self._protocol.send(tp, record, now=self._network.now())
+        handle = DeliveryHandle(tp, size)
+        self._handles[number] = handle
+        self._buffered += size
+        topic = tp.topic
+        if topic in self._sticky:
+            chosen, so_far = self._sticky[topic]
+            self._sticky[topic] = (chosen, so_far + size)
+        self._wake()
+        return handle
 
     async def send_and_wait(
         self,

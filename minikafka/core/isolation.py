@@ -19,8 +19,7 @@ With read_uncommitted only control batches are dropped. Pure functions: no broke
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -28,6 +27,9 @@ from minikafka.core.messages import AbortedTransaction, IsolationLevel
 from minikafka.core.records import ControlType, Record, RecordBatch
 
 __all__ = ["ConsumedRecord", "Visible", "visible_batches", "visible_records"]
+
+_NO_OFFSET = 2**63
+"""Past any offset: no aborted transaction is waiting to begin."""
 
 
 @attrs.frozen(slots=True)
@@ -40,10 +42,29 @@ class ConsumedRecord:
 
 @attrs.frozen(slots=True)
 class Visible:
-    """What a fetch shows: the records, and the position to fetch from next."""
+    """What a fetch shows, and the position to fetch from next.
 
-    records: tuple[ConsumedRecord, ...]
+    The records come as slices of whole batches, each with the offset of its first record:
+    the filter decides per batch and allocates nothing per record. ``records`` pairs each
+    record with its offset, for readers that want them one by one.
+    """
+
+    slices: tuple[tuple[int, tuple[Record, ...]], ...]
+    """(offset of the first record, the records), in log order."""
     next_offset: int
+
+    @property
+    def count(self) -> int:
+        """How many records the fetch shows."""
+        return sum(len(records) for _, records in self.slices)
+
+    @property
+    def records(self) -> tuple[ConsumedRecord, ...]:
+        return tuple(
+            ConsumedRecord(first + position, record)
+            for first, records in self.slices
+            for position, record in enumerate(records)
+        )
 
 
 def visible_batches(
@@ -52,22 +73,35 @@ def visible_batches(
     isolation_level: IsolationLevel = IsolationLevel.READ_COMMITTED,
 ) -> list[RecordBatch]:
     """The data batches a consumer may show, in log order (control batches never are)."""
-    read_committed = isolation_level is IsolationLevel.READ_COMMITTED
-    pending = [(entry.first_offset, entry.producer_id) for entry in aborted_transactions]
-    heapq.heapify(pending)
+    if isolation_level is not IsolationLevel.READ_COMMITTED:
+        return [batch for batch in batches if not batch.is_control]
+    # Aborted entries by first offset; ``start`` is where the next one begins. (Kafka keeps
+    # a priority queue; a sorted list read front to back is the same order.)
+    pending = sorted((entry.first_offset, entry.producer_id) for entry in aborted_transactions)
+    taken = 0
+    start = pending[0][0] if pending else _NO_OFFSET
     aborted_producers: set[int] = set()
     shown = []
+    # This loop runs for every batch that every read_committed consumer reads: it works per
+    # batch, never per record, and spells the batch's properties out inline.
     for batch in batches:
-        if read_committed and batch.has_producer_id:
-            while pending and pending[0][0] <= batch.last_offset:
-                aborted_producers.add(heapq.heappop(pending)[1])
-            if batch.is_control:
-                if batch.control_type is ControlType.ABORT:
-                    aborted_producers.discard(batch.producer_id)
-                continue
-            if batch.is_transactional and batch.producer_id in aborted_producers:
-                continue
-        if not batch.is_control:
+        producer_id = batch.producer_id
+        if producer_id < 0:  # no producer id: not transactional
+            if not batch.is_control:
+                shown.append(batch)
+            continue
+        base_offset = batch.base_offset
+        if start < base_offset + len(batch.records):
+            last_offset = base_offset + len(batch.records) - 1
+            while start <= last_offset:
+                aborted_producers.add(pending[taken][1])
+                taken += 1
+                start = pending[taken][0] if taken < len(pending) else _NO_OFFSET
+        if batch.is_control:
+            # Only an ABORT marker of an aborted producer changes anything.
+            if producer_id in aborted_producers and batch.control_type is ControlType.ABORT:
+                aborted_producers.discard(producer_id)
+        elif not (batch.is_transactional and producer_id in aborted_producers):
             shown.append(batch)
     return shown
 
@@ -84,12 +118,14 @@ def visible_records(
     below it are skipped. The next position is past the last batch fetched, markers and
     skipped batches included.
     """
-    batches = list(batches)
-    records = []
-    for batch in visible_batches(batches, aborted_transactions, isolation_level):
-        for position, record in enumerate(batch.records):
-            offset = batch.base_offset + position
-            if offset >= fetch_offset:
-                records.append(ConsumedRecord(offset, record))
+    batches = batches if isinstance(batches, Sequence) else list(batches)
+    shown = visible_batches(batches, aborted_transactions, isolation_level)
+    skip = 0  # batches wholly below fetch_offset
+    while skip < len(shown) and shown[skip].next_offset <= fetch_offset:
+        skip += 1
+    slices = [(batch.base_offset, batch.records) for batch in shown[skip:]]
+    if slices and slices[0][0] < fetch_offset:  # the first batch, partly read before
+        first, records = slices[0]
+        slices[0] = (fetch_offset, records[fetch_offset - first :])
     next_offset = max(fetch_offset, batches[-1].next_offset) if batches else fetch_offset
-    return Visible(tuple(records), next_offset)
+    return Visible(tuple(slices), next_offset)

@@ -50,7 +50,9 @@ class PartitionLog:
     partition: int
     _batches: list[RecordBatch] = attrs.Factory(list)
     _base_offsets: list[int] = attrs.Factory(list)
-    _sizes: list[int] = attrs.Factory(list)
+    # Bytes of the log up to the end of each batch (running sums), so the bytes of any run of
+    # batches is one subtraction and a byte limit is one bisect.
+    _byte_ends: list[int] = attrs.Factory(list)
     # Running maximum of batch timestamps, so a lookup by time is a bisect (Kafka's time index).
     _max_timestamps: list[int] = attrs.Factory(list)
     log_end_offset: int = 0
@@ -126,13 +128,16 @@ class PartitionLog:
         """Append a whole batch at the log end and return it stamped with its base offset.
 
         ``size_bytes`` saves measuring the batch again when the caller already has."""
-        stamped = attrs.evolve(batch, base_offset=self.log_end_offset)
+        stamped = batch.at_offset(self.log_end_offset)
         self._batches.append(stamped)
         self._base_offsets.append(self.log_end_offset)
-        self._sizes.append(batch.size_bytes if size_bytes is None else size_bytes)
-        batch_max = max((record.timestamp for record in batch.records), default=0)
-        previous_max = self._max_timestamps[-1] if self._max_timestamps else batch_max
-        self._max_timestamps.append(max(previous_max, batch_max))
+        size = batch.size_bytes if size_bytes is None else size_bytes
+        self._byte_ends.append(self._byte_ends[-1] + size if self._byte_ends else size)
+        batch_max = batch.max_timestamp
+        timestamps = self._max_timestamps
+        timestamps.append(
+            batch_max if not timestamps or batch_max > timestamps[-1] else timestamps[-1]
+        )
         self.log_end_offset += len(batch.records)
         if batch.is_transactional:
             self._index_transaction(stamped)
@@ -167,7 +172,7 @@ class PartitionLog:
         while self._base_offsets and self._base_offsets[-1] >= self.flushed_offset:
             self._batches.pop()
             self._base_offsets.pop()
-            self._sizes.pop()
+            self._byte_ends.pop()
             self._max_timestamps.pop()
         self.log_end_offset = self.flushed_offset
         self._reindex_transactions()
@@ -202,30 +207,29 @@ class PartitionLog:
                 f"[{self.log_start_offset}, {self.log_end_offset}]"
             )
         bound = self.log_end_offset if upper_bound is None else upper_bound
-        result: list[RecordBatch] = []
-        index = self.batch_index(offset)
-        total_bytes = 0
-        total_records = 0
-        while index < len(self._batches) and self._base_offsets[index] < bound:
-            batch = self._batches[index]
-            size = self._sizes[index]
-            over = max_bytes is not None and total_bytes + size > max_bytes
-            if over and (result or not min_one_batch):
-                break
-            result.append(batch)
-            total_bytes += size
-            total_records += batch.next_offset - max(offset, batch.base_offset)
-            if max_records is not None and total_records >= max_records:
-                break
-            index += 1
-        return result
+        # No loop over records, and none over batches for the bounds: the end comes from a
+        # bisect of the base offsets, and the byte limit from a bisect of the running sums.
+        start = index = self.batch_index(offset)
+        end = bisect.bisect_left(self._base_offsets, bound, lo=index)
+        if max_bytes is not None:
+            before = self._byte_ends[start - 1] if start else 0
+            index = bisect.bisect_right(self._byte_ends, before + max_bytes, lo=start, hi=end)
+            if index == start and min_one_batch and index < end:
+                index += 1  # KIP-74: one batch even if it is larger than max_bytes
+            end = index
+        if max_records is not None:
+            # Up to the batch holding the last record wanted, offset + max_records - 1.
+            last = offset + max(max_records, 1) - 1
+            end = min(end, max(bisect.bisect_right(self._base_offsets, last), start + 1))
+        return self._batches[start:end]
 
     def fetched_bytes(self, batches: list[RecordBatch]) -> int:
         """The size in bytes of batches as ``fetch`` returned them, without a record walk."""
         if not batches:
             return 0
         first = self.batch_index(batches[0].base_offset)
-        return sum(self._sizes[first : first + len(batches)])
+        last = first + len(batches) - 1
+        return self._byte_ends[last] - (self._byte_ends[first - 1] if first else 0)
 
     def offset_for_timestamp(self, timestamp: int, *, upper_bound: int | None = None) -> int:
         """The first offset whose record timestamp is at least ``timestamp``, or -1."""

@@ -176,13 +176,12 @@ class ProducerStateTable:
             entry.current_txn_first_offset = batch.base_offset
         if batch.base_sequence == NO_SEQUENCE:
             return
-        timestamp = max((record.timestamp for record in batch.records), default=0)
         entry.batches.append(
             BatchMetadata(
-                first_sequence=batch.base_sequence,
-                last_sequence=batch.last_sequence,
-                first_offset=batch.base_offset,
-                last_offset=batch.last_offset,
-                timestamp=timestamp,
+                batch.base_sequence,
+                batch.last_sequence,
+                batch.base_offset,
+                batch.last_offset,
+                batch.max_timestamp,
             )
         )

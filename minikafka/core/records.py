@@ -118,7 +118,29 @@ class RecordBatch:
 
     @property
     def size_bytes(self) -> int:
-        return BATCH_OVERHEAD_BYTES + sum(record.size_bytes for record in self.records)
+        return BATCH_OVERHEAD_BYTES + sum([record.size_bytes for record in self.records])
+
+    @property
+    def max_timestamp(self) -> int:
+        """The latest record timestamp in the batch (0 for an empty batch)."""
+        records = self.records
+        if len(records) == 1:  # the common case, without building a list
+            return records[0].timestamp
+        return max([record.timestamp for record in records], default=0)
+
+    def at_offset(self, base_offset: int) -> RecordBatch:
+        """This batch stamped with ``base_offset``, as the log stores it."""
+        # Built field by field: attrs.evolve looks the fields up on every call, which was a
+        # sixth of an append in the profile.
+        return RecordBatch(
+            records=self.records,
+            producer_id=self.producer_id,
+            producer_epoch=self.producer_epoch,
+            base_sequence=self.base_sequence,
+            is_transactional=self.is_transactional,
+            is_control=self.is_control,
+            base_offset=base_offset,
+        )
 
     @property
     def control_type(self) -> ControlType | None:
@@ -128,10 +150,12 @@ class RecordBatch:
         key = self.records[0].key
         if key is None or len(key) != 4:
             return None
-        try:
-            return ControlType(int.from_bytes(key[2:4], "big"))
-        except ValueError:
-            return None
+        # A table lookup: readers ask this of every marker they pass.
+        return _CONTROL_TYPES.get(key[2:4])
+
+
+_CONTROL_TYPES = {kind.to_bytes(2, "big"): kind for kind in ControlType}
+"""A control record key's type field (bytes 2 and 3, big-endian) to its ControlType."""
 
 
 def control_batch(

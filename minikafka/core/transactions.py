@@ -22,6 +22,7 @@ check that a transactional write goes to a partition of the ongoing transaction.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -110,6 +111,12 @@ class TransactionMetadata:
     start_ms: int = -1
     """When the ongoing transaction began (its first AddPartitionsToTxn), or -1."""
     last_update_ms: int = 0
+
+    @functools.cached_property
+    def partition_set(self) -> frozenset[TopicPartition]:
+        """The transaction's partitions as a set: a write to any of them is checked against
+        it, which a scan of the tuple would make cost as much as the transaction is wide."""
+        return frozenset(self.partitions)
 
     @property
     def is_open(self) -> bool:
@@ -406,7 +413,8 @@ class TransactionCoordinator:
             )
         starting = current.state is not _S.ONGOING
         known = () if starting else current.partitions
-        new = [tp for tp in dict.fromkeys(partitions) if tp not in known]
+        known_set = frozenset() if starting else current.partition_set
+        new = [tp for tp in dict.fromkeys(partitions) if tp not in known_set]
         if not new:
             return OK  # nothing to add: a retry, or partitions already in the transaction
         self._write(
@@ -448,7 +456,7 @@ class TransactionCoordinator:
                 ErrorCode.CONCURRENT_TRANSACTIONS,
                 f"the transaction of producer {producer_id} is completing; retry shortly",
             )
-        if current.state is not _S.ONGOING or tp not in current.partitions:
+        if current.state is not _S.ONGOING or tp not in current.partition_set:
             return (
                 ErrorCode.INVALID_TXN_STATE,
                 f"producer {producer_id} wrote to {tp} outside its transaction: add the "
@@ -518,7 +526,12 @@ class TransactionCoordinator:
         job = self.pending_markers.get(transactional_id)
         if job is None:
             return
-        remaining = tuple(p for p in job.partitions if p != tp)
+        # Markers go in the job's order, so the one written is the first: drop it with a
+        # slice, not a scan that would make a wide transaction's commit quadratic.
+        if job.partitions[:1] == (tp,):
+            remaining = job.partitions[1:]
+        else:
+            remaining = tuple(p for p in job.partitions if p != tp)
         if remaining:
             self.pending_markers[transactional_id] = attrs.evolve(job, partitions=remaining)
             return

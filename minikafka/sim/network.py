@@ -172,6 +172,9 @@ class Network:
         self._start = trio.current_time()
         """trio time of simulated time 0: the broker, the plan and the trace count from it."""
         self._endpoints: dict[str, Endpoint] = {}
+        # When the last planned pause ends (trio time): before that, no client is frozen, and
+        # the check that every send makes is one comparison.
+        self._pauses_end = -math.inf
         self._crash_after: list[Fault] = [
             f for f in self.plan if f.kind == "client_crash" and f.after is not None
         ]
@@ -257,8 +260,14 @@ class Network:
                 waiting.broken = True
                 waiting.done.set()
 
+    def pausing(self) -> bool:
+        """Whether a planned pause is in force now, for any client (a cheap first check)."""
+        return self._pauses_end > trio.current_time()
+
     async def wait_if_paused(self, client: str) -> None:
         """Return once the client of that name (or, if none, the process) is not paused."""
+        if not self.pausing():
+            return  # no pause in force anywhere
         while frozen := [
             e for e in self._frozen_by(client) if e.paused_until > trio.current_time()
         ]:
@@ -607,6 +616,7 @@ class Network:
             for each in frozen:
                 each.pauses.append((begin, end))
                 each.paused_until = max(each.paused_until, end)
+            self._pauses_end = max(self._pauses_end, end)
         elif endpoint is not None:
             endpoint.on_crash(repr(fault))
 
