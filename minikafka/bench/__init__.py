@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -76,12 +77,9 @@ class SuiteResult:
             "notes": list(self.notes),
         }
 
-    def render(self) -> Table:
-        table = Table(
-            title=f"minikafka bench {self.suite}",
-            caption="\n".join(self.notes) or None,
-            header_style="bold",
-        )
+    def render(self) -> RenderableType:
+        """The figures and targets as a table, with the notes below it."""
+        table = Table(title=f"minikafka bench {self.suite}", header_style="bold")
         table.add_column("figure")
         table.add_column("value", justify="right")
         table.add_column("unit")
@@ -95,7 +93,8 @@ class SuiteResult:
                 target.measured,
                 Text.assemble(target.goal, " ", mark),
             )
-        return table
+        notes = [Text(f"- {note}", style="dim") for note in self.notes]
+        return Group(table, *notes, Text(""))
 
 
 def run_suite(name: str, *, progress: Progress | None = None, quick: bool = False) -> SuiteResult:

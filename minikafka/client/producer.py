@@ -256,6 +256,7 @@ class Producer(ClientBase):
         self._buffered = 0
         """Bytes of records sent but not yet acknowledged or failed (Kafka's buffer.memory)."""
         self._partition_counts: dict[str, int] = {}
+        self._partitions: dict[tuple[str, int], TopicPartition] = {}
         self._sticky: dict[str, tuple[int, int]] = {}
         self._rng = cluster.rng(f"{client_id}/partitioner")
         self._wakeup = trio.Event()
@@ -350,17 +351,20 @@ class Producer(ClientBase):
         prepared = None
         count = self._partition_counts.get(topic)
         if count is not None and self.running and not self._network.pausing():
-            prepared = self._prepare(topic, value, key, partition, headers, count)
+            now = self._network.now()
+            prepared = self._prepare(topic, value, key, partition, headers, count, now)
             if self._buffered + prepared[2] <= self.settings["buffer_memory"]:
-                return self._queue(*prepared)
+                return self._queue(*prepared, now)
         with self._guard():
             if prepared is None:
                 await self._network.wait_if_paused(self.client_id)
                 self._check_record(value, key)
                 count = await self._partitions_for(topic)
-                prepared = self._prepare(topic, value, key, partition, headers, count)
+                prepared = self._prepare(
+                    topic, value, key, partition, headers, count, self._network.now()
+                )
             await self._wait_for_buffer(prepared[2])
-            return self._queue(*prepared)
+            return self._queue(*prepared, self._network.now())
 
     def _check_record(self, value: bytes | None, key: bytes | None) -> None:
         self._check_can_send()
@@ -379,6 +383,7 @@ class Producer(ClientBase):
         partition: int | None,
         headers: list[Header] | tuple[Header, ...] | None,
         count: int,
+        now: float,
     ) -> tuple[TopicPartition, Record, int]:
         """Check a record, choose its partition and build it: (partition, record, size)."""
         self._check_record(value, key)
@@ -388,15 +393,17 @@ class Producer(ClientBase):
             raise UnknownTopicOrPartitionError(
                 f"topic {topic!r} has partitions 0 to {count - 1}, not {partition}"
             )
-        tp = TopicPartition(topic, partition)
-        record = Record(value, key, tuple(headers or ()), timestamp=int(self._network.now() * 1000))
+        tp = self._partitions.get((topic, partition))
+        if tp is None:  # one TopicPartition per partition, not one per record
+            tp = self._partitions[topic, partition] = TopicPartition(topic, partition)
+        record = Record(value, key, tuple(headers or ()), timestamp=int(now * 1000))
         return tp, record, record.size_bytes
 
-    def _queue(self, tp: TopicPartition, record: Record, size: int) -> DeliveryHandle:
+    def _queue(self, tp: TopicPartition, record: Record, size: int, now: float) -> DeliveryHandle:
         """Hand a prepared record to the protocol's accumulator."""
         if self._is_transactional and not self._protocol_allows(tp):
             self._to_add.add(tp)
-        number = self._protocol.send(tp, record, now=self._network.now())
+        number = self._protocol.send(tp, record, now=now, size=size)
         handle = DeliveryHandle(tp, size)
         self._handles[number] = handle
         self._buffered += size

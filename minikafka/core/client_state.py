@@ -250,8 +250,11 @@ class ProducerProtocol:
 
     # --- what the application calls -------------------------------------------------------
 
-    def send(self, tp: TopicPartition, record: Record, *, now: float) -> int:
-        """Queue a record for ``tp``; returns the handle its ``DeliveryReport`` will carry."""
+    def send(
+        self, tp: TopicPartition, record: Record, *, now: float, size: int | None = None
+    ) -> int:
+        """Queue a record for ``tp``; returns the handle its ``DeliveryReport`` will carry.
+        ``size`` saves measuring the record again when the caller already has."""
         if self.state is ProducerClientState.FATAL_ERROR:
             error, message = self.fatal_error or (ErrorCode.UNKNOWN_SERVER_ERROR, "")
             raise RuntimeError(
@@ -261,7 +264,8 @@ class ProducerProtocol:
         queue = self._queues.get(tp)
         if queue is None:
             queue = self._queues[tp] = _PartitionQueue()
-        size = record.size_bytes
+        if size is None:
+            size = record.size_bytes
         batch = queue.unsent[-1] if queue.unsent else None
         if batch is None or (batch.records and batch.size_bytes + size > self.batch_size):
             batch = _Batch(tp, created=now)
