@@ -24,7 +24,9 @@ def test_tutorial_9_counts_what_exactly_once_adds_and_measures_it() -> None:
     for api in ("InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "TxnOffsetCommit"):
         assert eos[api] == 1, api
     assert eos["EndTxn"] == 1
-    assert eos["Produce"] == 20
+    # The output producer lingers 0.25 s, and processing takes 0.1 s an event: records share
+    # requests, a few a request.
+    assert 2 <= eos["Produce"] < 20
     assert eos["markers"] == 2
     # The timed runs: every model correct without faults; exactly-once's output waits for the
     # commit, so its simulated latencies are higher. Wall figures vary: only their presence.
@@ -36,3 +38,6 @@ def test_tutorial_9_counts_what_exactly_once_adds_and_measures_it() -> None:
     assert measured["exactly-once"]["p50"] > measured["at-least-once"]["p50"]
     assert all(row["correct"] for row in measured.values())
     assert all(row["ms_per_event"] > 0 and row["cost"] > 0 for row in measured.values())
+    # The bench eos runs: clean (no restart, no abort, every event once); the ratio is a
+    # wall-clock figure, so only its presence is checked.
+    assert facts["bench_clean"] is True and facts["bench_ratio"] > 0

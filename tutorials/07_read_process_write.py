@@ -42,6 +42,7 @@ async def start_batch(consumer: minikafka.Consumer, producer: minikafka.Producer
             event = Event.parse(record.value)
             line = f"{event.transaction_id} merchant +{event.amount}"
             await producer.send(OUTPUT, line.encode())
+    await producer.flush()  # the lines are in the log now, not only in the producer's buffer
     next_offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
     await producer.send_offsets_to_transaction(next_offsets, consumer.group_metadata())
     # ... and then: await producer.commit_transaction(), or abort_transaction()

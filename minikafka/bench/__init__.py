@@ -29,7 +29,7 @@ from rich.text import Text
 
 __all__ = ["SUITES", "Progress", "SuiteResult", "Target", "run_suite"]
 
-SUITES = ("core", "scale", "clients")
+SUITES = ("core", "scale", "clients", "eos", "explore")
 """Every suite, in the order ``minikafka bench`` runs them."""
 
 

@@ -401,8 +401,10 @@ class Producer(ClientBase):
 
     def _queue(self, tp: TopicPartition, record: Record, size: int, now: float) -> DeliveryHandle:
         """Hand a prepared record to the protocol's accumulator."""
+        wake = False
         if self._is_transactional and not self._protocol_allows(tp):
             self._to_add.add(tp)
+            wake = True
         number = self._protocol.send(tp, record, now=now, size=size)
         handle = DeliveryHandle(tp, size)
         self._handles[number] = handle
@@ -411,7 +413,8 @@ class Producer(ClientBase):
         if topic in self._sticky:
             chosen, so_far = self._sticky[topic]
             self._sticky[topic] = (chosen, so_far + size)
-        self._wake()
+        if wake or self._protocol.send_needs_poll:
+            self._wake()  # else the record waits in a lingering batch the sender knows of
         return handle
 
     async def send_and_wait(

@@ -244,6 +244,8 @@ class ProducerProtocol:
         self._reports: list[DeliveryReport] = []
         self._epoch_bump_needed = False
         self._flushing = False
+        self.send_needs_poll = True
+        """Whether the last ``send`` may have given ``poll`` something to do now."""
         self.connection_generation = 0
         """Grows each time the producer gives up on its connection: the next request needs a
         new one, and answers that still arrive on the old one are ignored."""
@@ -274,6 +276,14 @@ class ProducerProtocol:
         batch.records.append(record)
         batch.handles.append(handle)
         batch.size_bytes += size
+        # Whether ``poll`` may now have more to do, or a new deadline: a record that joins a
+        # lingering batch that is not full changes neither, and the sender can sleep on.
+        self.send_needs_poll = (
+            self.linger <= 0
+            or len(batch.records) == 1
+            or batch.size_bytes >= self.batch_size
+            or self._flushing
+        )
         return handle
 
     def flush(self) -> None:

@@ -21,7 +21,10 @@ from minikafka.pipelines.base import (
 )
 from minikafka.pipelines.sink import Sink
 
-__all__ = ["run", "transactional_loop"]
+__all__ = ["OUTPUT_LINGER", "run", "transactional_loop"]
+
+OUTPUT_LINGER = 0.25
+"""Seconds the output producer lets a record wait for others to share its Produce request."""
 
 
 async def run(worker: Worker) -> None:
@@ -38,6 +41,11 @@ async def transactional_loop(worker: Worker, *, also: Callable[[Sink, Event], No
         # own past; a replacement elsewhere fences a zombie through the group generation.
         transactional_id=f"{worker.name}-tx",
         transaction_timeout=TRANSACTION_TIMEOUT,
+        # Nothing a transaction writes is visible before its commit, so its records may
+        # wait a little to share Produce requests (Kafka Streams lingers for the same
+        # reason). A quarter of a second is short against a batch's processing, so requests
+        # still go out, and can still fail, in the middle of the transaction.
+        linger=OUTPUT_LINGER,
     )
     async with consumer, producer:
         async for batch in worker.batches(consumer):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -328,6 +329,8 @@ def run_pipeline(
     keyed: bool = False,
     rate: float | None = None,
     loop: Callable[[Worker], Awaitable[None]] | None = None,
+    max_poll_records: int = 100,
+    processing_time: float = 0.1,
     **broker_config: Any,
 ) -> PipelineResult:
     """Run ``model`` over ``events`` payment events under ``faults`` and count the outcome.
@@ -338,7 +341,15 @@ def run_pipeline(
     before the worker starts; with it, the source writes ``rate`` events a second while the
     worker runs, as a live stream does, and the worker stops once the source is done and the
     input is drained. ``loop`` runs in place of the model's own consumer loop (a student's, in
-    an exercise), held to the model's promise."""
+    an exercise), held to the model's promise.
+
+    ``max_poll_records`` is the most records the worker's consumer returns per poll: for
+    exactly-once, the most records per transaction (a poll's batch is one transaction).
+    ``processing_time`` is the simulated seconds the worker spends on each event. A full
+    poll's processing (the two multiplied) must stay well inside the worker's
+    ``max_poll_interval`` (30 s) and, for the transactional models, the transaction timeout
+    (``TRANSACTION_TIMEOUT``, 20 s): else the group evicts the worker, or the coordinator
+    aborts its transaction and fences it, in the middle of every batch."""
     chosen = MODELS.get(model)
     if chosen is None:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
@@ -348,6 +359,24 @@ def run_pipeline(
         raise ValueError(f"events is how many payment events to send, 0 or more; not {events!r}")
     if rate is not None and (isinstance(rate, bool) or not rate > 0):
         raise ValueError(f"rate is events per simulated second, more than 0; not {rate!r}")
+    if (
+        isinstance(max_poll_records, bool)
+        or not isinstance(max_poll_records, int)
+        or max_poll_records < 1
+    ):
+        raise ValueError(
+            f"max_poll_records is the most records a poll returns, 1 or more; "
+            f"not {max_poll_records!r}"
+        )
+    if (
+        isinstance(processing_time, bool)
+        or not isinstance(processing_time, int | float)
+        or not 0 <= processing_time < math.inf
+    ):
+        raise ValueError(
+            f"processing_time is simulated seconds per event, finite and 0 or more; "
+            f"not {processing_time!r}"
+        )
     sink = Sink(database)
 
     async def main() -> PipelineResult:
@@ -406,7 +435,15 @@ def run_pipeline(
                 input_done.set()
 
             def make_worker(name: str) -> Worker:
-                return Worker(name, cluster, sink, history=history, input_done=input_done)
+                return Worker(
+                    name,
+                    cluster,
+                    sink,
+                    processing_time=processing_time,
+                    max_poll_records=max_poll_records,
+                    history=history,
+                    input_done=input_done,
+                )
 
             if rate is None:
                 await write_input()

@@ -460,8 +460,10 @@ class Network:
                 with trio.move_on_at(when):
                     await self._wakeup.wait()
                 continue
-            _, _, _, _, envelope = heapq.heappop(self._queue)
-            self._deliver(envelope)
+            now = trio.current_time()
+            while self._queue and self._queue[0][0] <= now:
+                _, _, _, _, envelope = heapq.heappop(self._queue)
+                self._deliver(envelope)
             await trio.lowlevel.checkpoint()
 
     def _deliver(self, envelope: _Envelope) -> None:
