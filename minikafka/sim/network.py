@@ -460,6 +460,9 @@ class Network:
                 with trio.move_on_at(when):
                     await self._wakeup.wait()
                 continue
+            # Everything due now goes in one pass (a request, then the answer it made, due at
+            # once) before the pump yields: a yield between them cost a pass of trio's
+            # scheduler per message, and tasks woken by the first still run before time moves.
             now = trio.current_time()
             while self._queue and self._queue[0][0] <= now:
                 _, _, _, _, envelope = heapq.heappop(self._queue)
