@@ -24,6 +24,7 @@ import minikafka
 from minikafka.check.checker import Report, check
 from minikafka.check.history import History
 from minikafka.client.errors import ClientCrashed, IllegalStateError, KafkaError
+from minikafka.client.producer import DeliveryHandle
 from minikafka.core import Broker
 from minikafka.core.log import PartitionLog
 from minikafka.core.records import ControlType, TopicPartition
@@ -337,8 +338,8 @@ def run_pipeline(
 
     The input topic has ``partitions`` partitions; with ``keyed`` each event is keyed by its
     transaction id (so events spread over the partitions by hash), else the producer's sticky
-    partitioner fills one partition per batch. Without ``rate`` the source writes every event
-    before the worker starts; with it, the source writes ``rate`` events a second while the
+    partitioner fills one partition per batch. Without ``rate`` the source sends every event
+    at once (its producer batches them) and the worker starts once all are answered; with it, the source writes ``rate`` events a second while the
     worker runs, as a live stream does, and the worker stops once the source is done and the
     input is drained. ``loop`` runs in place of the model's own consumer loop (a student's, in
     an exercise), held to the model's promise.
@@ -403,36 +404,55 @@ def run_pipeline(
             input_done = trio.Event()
 
             async def write_input() -> None:
-                nonlocal expected
                 start = cluster.now()
                 async with cluster.producer(client_id=SOURCE) as source:
-                    for number in range(events):
-                        if rate is not None:
+                    if rate is None:
+                        # A backlog: every event is sent at once, and the producer batches
+                        # them; then each acknowledgement is awaited in order.
+                        handles = []
+                        for number in range(events):
+                            value = payment_event(number)
+                            event = Event.parse(value)
+                            key = event.transaction_id.encode() if keyed else None
+                            handle = await source.send(INPUT_TOPIC, value, key=key)
+                            handles.append((value, event, cluster.now(), handle))
+                        for value, event, first_try, handle in handles:
+                            await acknowledged(value, event, first_try, handle)
+                    else:
+                        for number in range(events):
                             await trio.sleep(max(0.0, start + number / rate - cluster.now()))
-                        value = payment_event(number)
-                        event = Event.parse(value)
-                        key = event.transaction_id.encode() if keyed else None
-                        first_try = cluster.now()
-                        try:
-                            metadata = await source.send_and_wait(INPUT_TOPIC, value, key=key)
-                        except KafkaError:
-                            # Never acknowledged: not an event the pipeline owes, though it
-                            # may have landed.
-                            history.send(SOURCE, value, topic=INPUT_TOPIC, outcome="unknown")
-                            continue
-                        history.send(
-                            SOURCE,
-                            value,
-                            topic=INPUT_TOPIC,
-                            outcome="ok",
-                            partition=metadata.partition,
-                            offset=metadata.offset,
-                            time=cluster.now(),
-                        )
-                        sent.append(event.transaction_id)
-                        sent_at[event.transaction_id] = first_try
-                        expected += event.amount
+                            value = payment_event(number)
+                            event = Event.parse(value)
+                            key = event.transaction_id.encode() if keyed else None
+                            first_try = cluster.now()
+                            handle = await source.send(INPUT_TOPIC, value, key=key)
+                            await acknowledged(value, event, first_try, handle)
                 input_done.set()
+
+            async def acknowledged(
+                value: bytes, event: Event, first_try: float, handle: DeliveryHandle
+            ) -> None:
+                """Wait for an event's acknowledgement and record it (or its failure)."""
+                nonlocal expected
+                try:
+                    metadata = await handle
+                except KafkaError:
+                    # Never acknowledged: not an event the pipeline owes, though it may have
+                    # landed.
+                    history.send(SOURCE, value, topic=INPUT_TOPIC, outcome="unknown")
+                    return
+                history.send(
+                    SOURCE,
+                    value,
+                    topic=INPUT_TOPIC,
+                    outcome="ok",
+                    partition=metadata.partition,
+                    offset=metadata.offset,
+                    time=cluster.now(),
+                )
+                sent.append(event.transaction_id)
+                sent_at[event.transaction_id] = first_try
+                expected += event.amount
 
             def make_worker(name: str) -> Worker:
                 return Worker(
