@@ -794,10 +794,7 @@ class Broker:
                 remaining -= log.fetched_bytes(batches)
                 returned_data = returned_data or bool(batches)
                 if read_committed and batches and self._lso_check:
-                    aborted = tuple(
-                        AbortedTransaction(entry.producer_id, entry.first_offset)
-                        for entry in log.aborted_transactions(offset, batches[-1].next_offset)
-                    )
+                    aborted = log.aborted_for_fetch(offset, batches[-1].next_offset)
             results.append(answer(batches=tuple(batches), aborted_transactions=aborted))
         return FetchResponse(tuple(results))
 

@@ -339,10 +339,11 @@ def run_pipeline(
     The input topic has ``partitions`` partitions; with ``keyed`` each event is keyed by its
     transaction id (so events spread over the partitions by hash), else the producer's sticky
     partitioner fills one partition per batch. Without ``rate`` the source sends every event
-    at once (its producer batches them) and the worker starts once all are answered; with it, the source writes ``rate`` events a second while the
-    worker runs, as a live stream does, and the worker stops once the source is done and the
-    input is drained. ``loop`` runs in place of the model's own consumer loop (a student's, in
-    an exercise), held to the model's promise.
+    at once (its producer batches them) and the worker starts once all are answered; with it,
+    the source writes ``rate`` events a second while the worker runs, as a live stream does,
+    and the worker stops once the source is done and the input is drained. ``loop`` runs in
+    place of the model's own consumer loop (a student's, in an exercise), held to the model's
+    promise.
 
     ``max_poll_records`` is the most records the worker's consumer returns per poll: for
     exactly-once, the most records per transaction (a poll's batch is one transaction).
