@@ -18,8 +18,10 @@ Suites (each a module of this package, each ``run(progress=..., quick=...)``):
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import attrs
@@ -27,7 +29,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["SUITES", "Progress", "SuiteResult", "Target", "run_suite"]
+__all__ = ["SUITES", "Progress", "SuiteResult", "Target", "gc_paused", "no_progress", "run_suite"]
 
 SUITES = ("core", "scale", "clients", "eos", "explore")
 """Every suite, in the order ``minikafka bench`` runs them."""
@@ -42,6 +44,20 @@ class Progress(Protocol):
 
 def no_progress(task: str, done: float, total: float) -> None:
     """A ``Progress`` that shows nothing."""
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Collect the garbage, then keep the collector off while a timing runs, as ``timeit``
+    does: a collection would charge the code being timed for garbage that others left."""
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from minikafka.bench import Progress, SuiteResult, Target
+from minikafka.bench import Progress, SuiteResult, Target, gc_paused
 from minikafka.core import Broker
 from minikafka.core.isolation import visible_records
 from minikafka.core.messages import (
@@ -28,7 +28,6 @@ from minikafka.core.records import Record, RecordBatch, TopicPartition
 
 __all__ = [
     "VALUE",
-    "copy_cost",
     "produce_requests",
     "read_committed_cost",
     "run",
@@ -40,7 +39,7 @@ VALUE = b"x" * 100
 
 PRODUCE_TARGET_PER_SECOND = 100_000
 FETCH_TARGET_RATIO = 3.0
-ROUNDS = 3
+ROUNDS = 7
 
 
 def produce_requests(pid: int, size: int, count: int) -> list[ProduceRequest]:
@@ -79,15 +78,16 @@ def produce_rate(size: int, count: int, rounds: int = ROUNDS, chunk: int = 200) 
         answer = broker.handle(InitProducerIdRequest(), now=0.0)
         pid = answer.producer_id  # type: ignore[union-attr]
         requests = produce_requests(pid, size, count)
-        for number, first in enumerate(range(0, count, chunk)):
-            start = time.perf_counter()
-            for request in requests[first : first + chunk]:
-                broker.handle(request, now=1.0)
-            seconds = time.perf_counter() - start
-            if number < len(best):
-                best[number] = min(best[number], seconds)
-            else:
-                best.append(seconds)
+        with gc_paused():
+            for number, first in enumerate(range(0, count, chunk)):
+                start = time.perf_counter()
+                for request in requests[first : first + chunk]:
+                    broker.handle(request, now=1.0)
+                seconds = time.perf_counter() - start
+                if number < len(best):
+                    best[number] = min(best[number], seconds)
+                else:
+                    best.append(seconds)
     return count / sum(best)
 
 
@@ -136,59 +136,58 @@ def transactional_log(records: int, per_transaction: int = 50) -> Broker:
     return broker
 
 
-def read_committed_cost(broker: Broker, visible: int = 500, sweeps: int = 5) -> float:
+def read_committed_cost(
+    broker: Broker, visible: int = 500, sweeps: int = 40
+) -> tuple[float, float]:
     """Seconds for a read_committed fetch that shows ``visible`` records, filtered as the
-    consumer filters them, over a sweep of the whole log.
+    consumer filters them, over a sweep of the whole log; and seconds for a plain Python loop
+    that copies ``visible`` records out of a list, timed between the fetches so that both
+    meet the same moods of the machine.
 
     Each fetch asks for twice the bytes of ``visible`` records, as committed and aborted
     transactions alternate in the log. Each fetch is timed on its own, ``sweeps`` times, and
-    the quickest time counts (so a pause of the machine does not). The filter hands out the
-    records as slices of whole batches; building the consumer's own record objects is the
-    client's cost, which the ``clients`` suite measures.
+    the quickest time counts (so a pause of the machine does not); so for the copy loop. The
+    filter hands out the records as slices of whole batches; building the consumer's own
+    record objects is the client's cost, which the ``clients`` suite measures.
     """
     log = broker.log("bench", 0)
     wanted = 2 * visible * Record(VALUE).size_bytes
+    source = [Record(VALUE) for _ in range(visible)]
     best: dict[int, float] = {}
     shown: dict[int, int] = {}
-    for _ in range(sweeps):
-        position = 0
-        while position < log.high_watermark:
-            start = time.perf_counter()
-            answer = broker.handle(
-                FetchRequest(
-                    partitions=(FetchPartition("bench", 0, position, wanted),),
-                    isolation_level=IsolationLevel.READ_COMMITTED,
-                ),
-                now=2.0,
-            )
-            assert isinstance(answer, FetchResponse)
-            part = answer.partitions[0]
-            result = visible_records(part.batches, part.aborted_transactions, position)
-            seconds = time.perf_counter() - start
-            best[position] = min(seconds, best.get(position, seconds))
-            shown[position] = result.count
-            position = result.next_offset
-    return sum(best.values()) / sum(shown.values()) * visible
-
-
-def copy_cost(visible: int = 500, rounds: int = 300) -> float:
-    """Seconds for a plain Python loop that copies ``visible`` records out of a list: the
-    quickest of ``rounds`` timings, measured as the fetches are."""
-    source = [Record(VALUE) for _ in range(visible)]
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        copied = []
-        for record in source:
-            copied.append(record)
-        best = min(best, time.perf_counter() - start)
-    return best
+    copy = float("inf")
+    with gc_paused():
+        for _ in range(sweeps):
+            position = 0
+            while position < log.high_watermark:
+                start = time.perf_counter()
+                answer = broker.handle(
+                    FetchRequest(
+                        partitions=(FetchPartition("bench", 0, position, wanted),),
+                        isolation_level=IsolationLevel.READ_COMMITTED,
+                    ),
+                    now=2.0,
+                )
+                assert isinstance(answer, FetchResponse)
+                part = answer.partitions[0]
+                result = visible_records(part.batches, part.aborted_transactions, position)
+                seconds = time.perf_counter() - start
+                best[position] = min(seconds, best.get(position, seconds))
+                shown[position] = result.count
+                position = result.next_offset
+                start = time.perf_counter()
+                copied = []
+                for record in source:
+                    copied.append(record)
+                copy = min(copy, time.perf_counter() - start)
+    return sum(best.values()) / sum(shown.values()) * visible, copy
 
 
 def run(*, progress: Progress, quick: bool = False) -> SuiteResult:
     """``Broker.handle`` on its own: idempotent produce requests of 1, 10 and 100 records, and
     read_committed fetches of 500 records from a log of committed and aborted transactions.
-    Each timing is the quickest of several rounds, so one hiccup of the machine does not set it."""
+    Each timing is the quickest of several rounds, so one hiccup of the machine does not set
+    it, and runs with the garbage collector off, as ``timeit`` does."""
     scale = 10 if quick else 1
     figures: list[tuple[str, float, str]] = []
     rates = {}
@@ -201,8 +200,7 @@ def run(*, progress: Progress, quick: bool = False) -> SuiteResult:
         figures.append((f"produce, {size}-record batches: records", rate * size, "records/s"))
     progress("core: produce", len(plan), len(plan) + 1)
     broker = transactional_log(10_000 // scale)
-    fetch = read_committed_cost(broker)
-    copy = copy_cost()
+    fetch, copy = read_committed_cost(broker)
     progress("core: produce", len(plan) + 1, len(plan) + 1)
     figures.append(("read_committed fetch of 500 records", fetch * 1e6, "µs"))
     figures.append(("plain loop copying 500 records", copy * 1e6, "µs"))

@@ -19,6 +19,7 @@ With read_uncommitted only control batches are dropped. Pure functions: no broke
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -28,6 +29,9 @@ from minikafka.core.records import ControlType, Record, RecordBatch
 
 __all__ = ["ConsumedRecord", "Visible", "visible_batches", "visible_records"]
 
+_FIRST_OFFSET = operator.attrgetter("first_offset")
+_ABORT_TYPE = ControlType.ABORT.to_bytes(2, "big")
+"""The type field (bytes 2 and 3) of an ABORT marker's key."""
 _NO_OFFSET = 2**63
 """Past any offset: no aborted transaction is waiting to begin."""
 
@@ -77,30 +81,35 @@ def visible_batches(
         return [batch for batch in batches if not batch.is_control]
     # Aborted entries by first offset; ``start`` is where the next one begins. (Kafka keeps
     # a priority queue; a sorted list read front to back is the same order.)
-    pending = sorted((entry.first_offset, entry.producer_id) for entry in aborted_transactions)
+    pending = sorted(aborted_transactions, key=_FIRST_OFFSET)
     taken = 0
-    start = pending[0][0] if pending else _NO_OFFSET
+    start = pending[0].first_offset if pending else _NO_OFFSET
     aborted_producers: set[int] = set()
+    # Producers with an aborted transaction in the fetched range: the batches of any other
+    # are shown (unless they are markers) without the rules below.
+    suspects = {entry.producer_id for entry in pending}
     shown = []
     # This loop runs for every batch that every read_committed consumer reads: it works per
     # batch, never per record, and spells the batch's properties out inline.
     for batch in batches:
         producer_id = batch.producer_id
-        if producer_id < 0:  # no producer id: not transactional
+        if producer_id not in suspects:
             if not batch.is_control:
                 shown.append(batch)
             continue
-        base_offset = batch.base_offset
-        if start < base_offset + len(batch.records):
-            last_offset = base_offset + len(batch.records) - 1
+        if start < batch.base_offset + len(batch.records):
+            last_offset = batch.base_offset + len(batch.records) - 1
             while start <= last_offset:
-                aborted_producers.add(pending[taken][1])
+                aborted_producers.add(pending[taken].producer_id)
                 taken += 1
-                start = pending[taken][0] if taken < len(pending) else _NO_OFFSET
+                start = pending[taken].first_offset if taken < len(pending) else _NO_OFFSET
         if batch.is_control:
-            # Only an ABORT marker of an aborted producer changes anything.
-            if producer_id in aborted_producers and batch.control_type is ControlType.ABORT:
-                aborted_producers.discard(producer_id)
+            # Only an ABORT marker of an aborted producer changes anything. The marker's type
+            # is read from its key's type field directly (``control_type`` spelled out).
+            if producer_id in aborted_producers:
+                key = batch.records[0].key if batch.records else None
+                if key is not None and key[2:4] == _ABORT_TYPE:
+                    aborted_producers.discard(producer_id)
         elif not (batch.is_transactional and producer_id in aborted_producers):
             shown.append(batch)
     return shown
