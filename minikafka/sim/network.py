@@ -262,7 +262,8 @@ class Network:
 
     def pausing(self) -> bool:
         """Whether a planned pause is in force now, for any client (a cheap first check)."""
-        return self._pauses_end > trio.current_time()
+        end = self._pauses_end
+        return end > -math.inf and end > trio.current_time()
 
     async def wait_if_paused(self, client: str) -> None:
         """Return once the client of that name (or, if none, the process) is not paused."""
