@@ -120,6 +120,26 @@ async def test_batches_in_flight_together_are_written_in_the_order_they_were_sen
         assert [r.value for r in records] == sent
 
 
+@pytest.mark.parametrize("seed", range(6))
+async def test_answers_that_arrive_together_are_taken_in_order_without_a_reconnect(
+    seed: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Ten requests go out at once and their answers arrive at one instant: whatever order
+    # their tasks wake in, none may count as overtaking a lost one. A spurious reconnect would
+    # retry them all, and without idempotence write them again.
+    async with minikafka.open_cluster(seed=seed) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        settings = {"batch_size": 100, "linger": 0.05, "acks": 1, "enable_idempotence": False}
+        async with cluster.producer(**settings) as producer:
+            handles = [await producer.send(TOPIC, b"x" * 60, partition=0) for _ in range(10)]
+            await producer.flush()
+            offsets = [(await handle).offset for handle in handles]
+        assert offsets == list(range(10))
+        assert cluster.broker.log(TOPIC, 0).log_end_offset == 10
+        reconnects = [e for e in cluster.trace.select(kind="disconnect") if e.detail != "closed"]
+        assert not reconnects
+
+
 # --- 2. aborted and committed transactions ------------------------------------------------------
 
 

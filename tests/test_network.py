@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import trio
 
@@ -135,3 +138,23 @@ def test_run_makes_minutes_of_simulated_time_pass_at_once() -> None:
         return trio.current_time() - start, clock.autojump_threshold
 
     assert minikafka.run(wait_an_hour) == (3600, 0)
+
+
+def test_a_flush_tick_due_between_two_nanoseconds_runs_once() -> None:
+    """A tick planned for a time that rounds below itself must not be planned again at the
+    same instant, forever (the pump would never yield). Run in a child process, so that a
+    regression fails on its timeout instead of hanging the suite."""
+    script = """
+import trio, minikafka
+async def main():
+    async with minikafka.open_cluster() as cluster:
+        await cluster.create_topic("t")
+        async with cluster.producer(enable_idempotence=False, acks=1) as producer:
+            await trio.sleep(0.543 - cluster.network.now())
+            await producer.send_and_wait("t", b"x")
+            await trio.sleep(5)
+        assert cluster.broker.log("t", 0).high_watermark == 1
+minikafka.run(main)
+"""
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()

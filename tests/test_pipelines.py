@@ -245,3 +245,14 @@ def test_an_error_in_a_worker_comes_out_as_itself(monkeypatch: pytest.MonkeyPatc
     )
     with pytest.raises(ZeroDivisionError, match="the loop has a bug"):
         run_pipeline("at-least-once", events=1)
+
+
+@pytest.mark.parametrize("rate", [None, 1.0])
+def test_an_event_the_source_cannot_send_is_recorded_as_unknown(rate: float | None) -> None:
+    # The broker is down for 65 s right after the source's InitProducerId: its first send
+    # cannot even learn the topic's partitions (max_block is 60 s). The run goes on; that
+    # event is not one the pipeline owes.
+    plan = FaultPlan([Fault.broker_crash(after="InitProducerId", nth=1, down_for=65.0)])
+    result = run_pipeline("at-least-once", events=3, rate=rate, faults=plan)
+    assert result.sent == ("TXN5002", "TXN5003")
+    assert result.lost == [] and result.report.ok

@@ -263,6 +263,9 @@ class Producer(ClientBase):
         self._progress = trio.Event()
         self._seen_generation = 0
         self._backoff_until = 0.0
+        # The tickets of the requests in flight, by correlation id: to tell an answer that
+        # overtook an older one from answers that came together.
+        self._tickets: dict[int, Ticket] = {}
         # The transaction: partitions written to but not yet added, and whether the
         # coordinator knows of it (only then does it need an EndTxn).
         self._to_add: set[TopicPartition] = set()
@@ -834,6 +837,7 @@ class Producer(ClientBase):
                     self._request_failed(request)
                     continue
                 if ticket is not None:  # None: acks=0, no answer comes
+                    self._tickets[request.correlation_id] = ticket
                     nursery.start_soon(self._await_response, request, ticket)
             self._deliver_reports()
             deadline = self._protocol.next_deadline()
@@ -848,8 +852,15 @@ class Producer(ClientBase):
         try:
             response = await self._network.wait(ticket, timeout=None)
         except (RequestTimedOut, ConnectionBroken):
+            self._tickets.pop(outgoing.correlation_id, None)
             self._request_failed(outgoing)
         else:
+            # Answers that arrived at one instant wake their tasks in an order trio chooses:
+            # let the older requests whose answers are in go first, so that only an answer
+            # that truly overtook a lost one counts as out of order.
+            while self._older_answered(outgoing.correlation_id):
+                await trio.lowlevel.checkpoint()
+            self._tickets.pop(outgoing.correlation_id, None)
             if self._protocol.answered_out_of_order(outgoing.correlation_id):
                 # An answer overtook an older request's: that answer was lost on the way. Kafka
                 # closes the connection then, and every request in flight is retried with its
@@ -862,6 +873,14 @@ class Producer(ClientBase):
                 self._protocol.on_response(outgoing.correlation_id, response, now=now)
         self._deliver_reports()
         self._wake()
+
+    def _older_answered(self, correlation_id: int) -> bool:
+        """Whether an older request still in flight has its answer (or its failure) in and
+        waits only for its task to take it."""
+        return any(
+            older < correlation_id and ticket.done.is_set()
+            for older, ticket in self._tickets.items()
+        )
 
     def _request_failed(self, outgoing: OutgoingRequest) -> None:
         """The connection broke under a request: everything in flight on it failed."""

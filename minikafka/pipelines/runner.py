@@ -24,7 +24,7 @@ import minikafka
 from minikafka.check.checker import Report, check
 from minikafka.check.history import History
 from minikafka.client.errors import ClientCrashed, IllegalStateError, KafkaError
-from minikafka.client.producer import DeliveryHandle
+from minikafka.client.producer import DeliveryHandle, Producer
 from minikafka.core import Broker
 from minikafka.core.log import PartitionLog
 from minikafka.core.records import ControlType, TopicPartition
@@ -412,30 +412,40 @@ def run_pipeline(
                         # them; then each acknowledgement is awaited in order.
                         handles = []
                         for number in range(events):
-                            value = payment_event(number)
-                            event = Event.parse(value)
-                            key = event.transaction_id.encode() if keyed else None
-                            handle = await source.send(INPUT_TOPIC, value, key=key)
-                            handles.append((value, event, cluster.now(), handle))
+                            first_try = cluster.now()
+                            value, event, handle = await send(source, number)
+                            handles.append((value, event, first_try, handle))
                         for value, event, first_try, handle in handles:
                             await acknowledged(value, event, first_try, handle)
                     else:
                         for number in range(events):
                             await trio.sleep(max(0.0, start + number / rate - cluster.now()))
-                            value = payment_event(number)
-                            event = Event.parse(value)
-                            key = event.transaction_id.encode() if keyed else None
                             first_try = cluster.now()
-                            handle = await source.send(INPUT_TOPIC, value, key=key)
+                            value, event, handle = await send(source, number)
                             await acknowledged(value, event, first_try, handle)
                 input_done.set()
 
+            async def send(
+                source: Producer, number: int
+            ) -> tuple[bytes, Event, DeliveryHandle | KafkaError]:
+                """Send event ``number``: its value, the event, and the handle to await for
+                its acknowledgement (or the error that kept it from being sent)."""
+                value = payment_event(number)
+                event = Event.parse(value)
+                key = event.transaction_id.encode() if keyed else None
+                try:
+                    return value, event, await source.send(INPUT_TOPIC, value, key=key)
+                except KafkaError as error:
+                    return value, event, error
+
             async def acknowledged(
-                value: bytes, event: Event, first_try: float, handle: DeliveryHandle
+                value: bytes, event: Event, first_try: float, handle: DeliveryHandle | KafkaError
             ) -> None:
                 """Wait for an event's acknowledgement and record it (or its failure)."""
                 nonlocal expected
                 try:
+                    if isinstance(handle, KafkaError):
+                        raise handle
                     metadata = await handle
                 except KafkaError:
                     # Never acknowledged: not an event the pipeline owes, though it may have

@@ -556,6 +556,11 @@ class Network:
         if due <= now:
             due = now + TICK_INTERVAL_S
         when = self._trio_time(due)
+        if when <= trio.current_time():
+            # Due by the clock but not by the broker, whose ``now`` is rounded to the
+            # nanosecond: a nanosecond later it is due by both. Planning it again for this
+            # instant would repeat forever, and the pump would never yield.
+            when = self.at(due)
         if self._tick_at is not None and self._tick_at <= when:
             return  # an earlier tick is already planned; it plans the next one
         self._tick_at = when
