@@ -41,7 +41,6 @@ class ClientsRun:
     records: int
     produce_seconds: float
     consume_seconds: float
-    simulated_seconds: float = 0.0
     produce_requests: int = 0
     fetch_requests: int = 0
 
@@ -86,7 +85,6 @@ def run_minikafka(records: int, progress: Progress) -> ClientsRun:
                 records=records,
                 produce_seconds=produced - start,
                 consume_seconds=consumed - produced,
-                simulated_seconds=cluster.now(),
                 produce_requests=len(trace.select(kind="handle", api="Produce")),
                 fetch_requests=len(trace.select(kind="handle", api="Fetch")),
             )

@@ -659,9 +659,10 @@ class Broker:
                 return ProducePartitionResponse(
                     topic, partition, verdict.error, error_message=verdict.message
                 )
-        stamped = log.append(batch, size_bytes=size)
+        max_timestamp = batch.max_timestamp  # one walk of the records, for the log and the table
+        stamped = log.append(batch, size_bytes=size, max_timestamp=max_timestamp)
         if table is not None:
-            table.update(stamped)
+            table.update(stamped, max_timestamp=max_timestamp)
         if acks == ACKS_ALL:
             log.flush()
             self._dirty.pop(key, None)

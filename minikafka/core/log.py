@@ -139,16 +139,23 @@ class PartitionLog:
     def batch_count(self) -> int:
         return len(self._batches)
 
-    def append(self, batch: RecordBatch, *, size_bytes: int | None = None) -> RecordBatch:
+    def append(
+        self,
+        batch: RecordBatch,
+        *,
+        size_bytes: int | None = None,
+        max_timestamp: int | None = None,
+    ) -> RecordBatch:
         """Append a whole batch at the log end and return it stamped with its base offset.
 
-        ``size_bytes`` saves measuring the batch again when the caller already has."""
+        ``size_bytes`` and ``max_timestamp`` save walking the batch's records again when the
+        caller already has."""
         stamped = batch.at_offset(self.log_end_offset)
         self._batches.append(stamped)
         self._base_offsets.append(self.log_end_offset)
         size = batch.size_bytes if size_bytes is None else size_bytes
         self._byte_ends.append(self._byte_ends[-1] + size if self._byte_ends else size)
-        batch_max = batch.max_timestamp
+        batch_max = batch.max_timestamp if max_timestamp is None else max_timestamp
         timestamps = self._max_timestamps
         timestamps.append(
             batch_max if not timestamps or batch_max > timestamps[-1] else timestamps[-1]

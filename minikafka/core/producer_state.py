@@ -159,8 +159,9 @@ class ProducerStateTable:
             )
         return APPEND
 
-    def update(self, batch: RecordBatch) -> None:
-        """Record an appended batch (stamped with its offset); also used to replay the log."""
+    def update(self, batch: RecordBatch, *, max_timestamp: int | None = None) -> None:
+        """Record an appended batch (stamped with its offset); also used to replay the log.
+        ``max_timestamp`` saves walking the batch's records again when the caller already has."""
         if batch.producer_id < 0:
             return
         entry = self.entries.get(batch.producer_id)
@@ -182,6 +183,6 @@ class ProducerStateTable:
                 batch.last_sequence,
                 batch.base_offset,
                 batch.last_offset,
-                batch.max_timestamp,
+                batch.max_timestamp if max_timestamp is None else max_timestamp,
             )
         )
