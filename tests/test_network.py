@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import minikafka
 from minikafka import Fault, FaultPlan
@@ -21,6 +23,8 @@ from minikafka.core import (
     Record,
     RecordBatch,
 )
+from minikafka.pipelines import run_pipeline
+from minikafka.sim.clock import SimClock
 from minikafka.sim.network import ConnectionBroken, Network, RequestTimedOut, TraceEvent
 
 
@@ -130,14 +134,53 @@ async def test_the_same_plan_gives_the_same_trace(autojump_clock: trio.testing.M
 
 
 def test_run_makes_minutes_of_simulated_time_pass_at_once() -> None:
-    async def wait_an_hour() -> tuple[float, float]:
+    async def wait_an_hour() -> tuple[float, bool]:
         clock = trio.lowlevel.current_clock()
-        assert isinstance(clock, trio.testing.MockClock)
         start = trio.current_time()
         await trio.sleep(3600)
-        return trio.current_time() - start, clock.autojump_threshold
+        return trio.current_time() - start, isinstance(clock, SimClock)
 
-    assert minikafka.run(wait_an_hour) == (3600, 0)
+    assert minikafka.run(wait_an_hour) == (3600, True)
+
+
+def test_the_sim_clock_schedules_a_pipeline_as_trio_s_mock_clock_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SimClock saves trio's idle passes, nothing else: a pipeline under faults runs the same
+    steps at the same times as under MockClock(autojump_threshold=0)."""
+    plan = FaultPlan(
+        [
+            Fault.drop_response(api="Produce", nth=3),
+            Fault.client_crash(client="worker-1", at=4.0),
+            Fault.delay(api="Fetch", nth=5, seconds=0.7),
+        ]
+    )
+    fast = run_pipeline("exactly-once", events=30, seed=7, faults=plan)
+
+    def run_on_mock_clock(async_fn: Any, *args: object) -> Any:
+        return trio.run(async_fn, *args, clock=trio.testing.MockClock(autojump_threshold=0))
+
+    monkeypatch.setattr(minikafka, "run", run_on_mock_clock)
+    slow = run_pipeline("exactly-once", events=30, seed=7, faults=plan)
+    assert fast.restarts == slow.restarts == 1
+    assert list(fast.trace) == list(slow.trace)
+
+
+def test_the_sim_clock_lets_a_task_waiting_for_the_others_to_block_go_first() -> None:
+    async def main() -> list[str]:
+        seen: list[str] = []
+
+        async def sleeper() -> None:
+            await trio.sleep(5)
+            seen.append(f"slept until {trio.current_time()}")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleeper)
+            await trio.testing.wait_all_tasks_blocked()
+            seen.append(f"all blocked at {trio.current_time()}")
+        return seen
+
+    assert minikafka.run(main) == ["all blocked at 0.0", "slept until 5.0"]
 
 
 def test_a_flush_tick_due_between_two_nanoseconds_runs_once() -> None:

@@ -13,16 +13,14 @@ real clock a session timeout would take 45 real seconds.
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import trio
-import trio.testing
 
 from minikafka.core import Broker, BrokerConfig
-from minikafka.sim.clock import seed_scheduler
+from minikafka.sim.clock import is_simulated, seed_scheduler
 from minikafka.sim.faults import Fault, FaultPlan
 from minikafka.sim.network import Network
 from minikafka.sim.trace import Trace
@@ -131,7 +129,7 @@ async def open_cluster(
     ``time_limit`` bounds the run in simulated seconds: past it, ``SimulationTimeLimit``.
     """
     clock = trio.lowlevel.current_clock()
-    if not isinstance(clock, trio.testing.MockClock) or math.isinf(clock.autojump_threshold):
+    if not is_simulated(clock):
         raise RuntimeError(
             "open_cluster needs simulated time, and this trio run has a real clock (or a mock "
             "clock that never jumps). Start your program with minikafka.run(main); under "
