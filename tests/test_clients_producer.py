@@ -173,6 +173,27 @@ async def test_a_committed_transaction_is_seen_by_both_isolation_levels(
         assert await uncommitted_values(cluster) == expected
 
 
+async def test_a_transaction_begun_while_the_last_one_s_markers_are_written_retries_after_20_ms(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The first AddPartitionsToTxn of a transaction meets CONCURRENT_TRANSACTIONS while the
+    previous commit's markers are out; Kafka retries that one after 20 ms, not retry_backoff."""
+    async with minikafka.open_cluster(seed=2) as cluster:
+        await cluster.create_topic(TOPIC, partitions=3)
+        async with cluster.producer(transactional_id="pay-1", retry_backoff=0.5) as producer:
+            async with producer.transaction():
+                await producer.send(TOPIC, b"first", partition=0)
+            async with producer.transaction():
+                await producer.send(TOPIC, b"second", partition=1)
+        adds = [e for e in cluster.trace if e.api == "AddPartitionsToTxn" and e.kind == "deliver"]
+        retried = adds[1:]
+        assert [e.detail for e in retried[:-1]] == ["CONCURRENT_TRANSACTIONS"] * (len(retried) - 1)
+        assert len(retried) > 2 and retried[-1].detail == ""
+        gaps = [later.time - earlier.time for earlier, later in itertools.pairwise(retried)]
+        assert gaps == pytest.approx([0.02] * len(gaps))
+        assert await committed_values(cluster) == [b"first", b"second"]
+
+
 async def test_after_an_abort_only_the_next_committed_transaction_is_visible(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -107,6 +107,8 @@ _COORDINATOR_RETRIABLE = frozenset(
         ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     }
 )
+ADD_PARTITIONS_RETRY_BACKOFF = 0.02
+"""Kafka's TransactionManager.ADD_PARTITIONS_RETRY_BACKOFF_MS, in seconds."""
 _FENCED = frozenset({ErrorCode.PRODUCER_FENCED, ErrorCode.INVALID_PRODUCER_EPOCH})
 
 
@@ -405,9 +407,9 @@ class Producer(ClientBase):
     def _queue(self, tp: TopicPartition, record: Record, size: int, now: float) -> DeliveryHandle:
         """Hand a prepared record to the protocol's accumulator."""
         wake = False
-        if self._is_transactional and not self._protocol_allows(tp):
+        if self._is_transactional and not self._protocol_allows(tp) and tp not in self._to_add:
             self._to_add.add(tp)
-            wake = True
+            wake = True  # the sender adds it; later records for it wait for that, not wake it
         number = self._protocol.send(tp, record, now=now, size=size)
         handle = DeliveryHandle(tp, size)
         self._handles[number] = handle
@@ -683,14 +685,17 @@ class Producer(ClientBase):
 
     # --- internals: the coordinator ---------------------------------------------------------
 
-    async def _coordinator_call(self, make: Callable[[], Request]) -> Any:
+    async def _coordinator_call(
+        self, make: Callable[[], Request], *, backoff: float | None = None
+    ) -> Any:
         """Send a transaction-coordinator request until it is not answered by a retriable
-        error; the request is rebuilt each time, so it carries the current epoch."""
+        error, ``backoff`` seconds apart (by default ``retry_backoff``); the request is
+        rebuilt each time, so it carries the current epoch."""
         return await self._request(
             make,
             timeout=self._request_timeout,
             deadline=self._network.now() + self._max_block,
-            backoff=self._backoff,
+            backoff=self._backoff if backoff is None else backoff,
             retry_if=_retriable_at_coordinator,
             limit=f"max_block={self._max_block}s",
         )
@@ -761,6 +766,10 @@ class Producer(ClientBase):
         try:
             partitions = tuple(sorted(self._to_add))
             transactional_id = self._require_id()
+            # The transaction's first partitions: a CONCURRENT_TRANSACTIONS answer means the
+            # previous transaction's markers are still being written, which takes moments,
+            # so Kafka retries after 20 ms instead of retry_backoff.
+            first = not self._protocol.drainable
             try:
                 response = await self._coordinator_call(
                     lambda: AddPartitionsToTxnRequest(
@@ -768,7 +777,8 @@ class Producer(ClientBase):
                         producer_id=self._protocol.producer_id,
                         producer_epoch=self._protocol.producer_epoch,
                         partitions=partitions,
-                    )
+                    ),
+                    backoff=ADD_PARTITIONS_RETRY_BACKOFF if first else None,
                 )
             except KafkaError as error:
                 self._abort_pending(partitions, error.code, str(error))

@@ -462,13 +462,13 @@ class Network:
                     await self._wakeup.wait()
                 continue
             # Everything due now goes in one pass (a request, then the answer it made, due at
-            # once) before the pump yields: a yield between them cost a pass of trio's
-            # scheduler per message, and tasks woken by the first still run before time moves.
+            # once) before the pump waits again: a yield between them cost a pass of trio's
+            # scheduler per message. The tasks the pass woke run before time moves, since
+            # the clock jumps only when every task waits.
             now = trio.current_time()
             while self._queue and self._queue[0][0] <= now:
                 _, _, _, _, envelope = heapq.heappop(self._queue)
                 self._deliver(envelope)
-            await trio.lowlevel.checkpoint()
 
     def _deliver(self, envelope: _Envelope) -> None:
         now = self.now()
