@@ -463,9 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument(
         "--fault-rate",
         type=float,
-        default=0.01,
+        default=0.02,
         metavar="R",
-        help="how often things go wrong (default 0.01; 0 for no faults)",
+        help="how often things go wrong (default 0.02; 0 for no faults)",
     )
     lab.add_argument(
         "--models", metavar="NAMES", help="comma-separated models to run (default: all five)"

@@ -188,7 +188,7 @@ async def test_a_transaction_begun_while_the_last_one_s_markers_are_written_retr
         adds = [e for e in cluster.trace if e.api == "AddPartitionsToTxn" and e.kind == "deliver"]
         retried = adds[1:]
         assert [e.detail for e in retried[:-1]] == ["CONCURRENT_TRANSACTIONS"] * (len(retried) - 1)
-        assert len(retried) > 2 and retried[-1].detail == ""
+        assert len(retried) >= 2 and retried[-1].detail == ""
         gaps = [later.time - earlier.time for earlier, later in itertools.pairwise(retried)]
         assert gaps == pytest.approx([0.02] * len(gaps))
         assert await committed_values(cluster) == [b"first", b"second"]

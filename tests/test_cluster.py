@@ -430,8 +430,8 @@ async def test_the_markers_of_a_transaction_are_written_one_per_tick(
     trace, read = await committed_transaction(FaultPlan())
     markers = trace.select(kind="marker")
     assert [(e.time, e.target, e.detail) for e in markers] == [
-        (0.1, "t-0", "COMMIT of pay-1"),
-        (0.2, "t-1", "COMMIT of pay-1"),
+        (0.01, "t-0", "COMMIT of pay-1"),
+        (0.02, "t-1", "COMMIT of pay-1"),
     ]
     assert read == [b"a", b"b"]
 
@@ -439,7 +439,7 @@ async def test_the_markers_of_a_transaction_are_written_one_per_tick(
 @pytest.mark.parametrize(
     "crash",
     [
-        Fault.broker_crash(at=0.1, down_for=1.0),  # at the first marker's tick
+        Fault.broker_crash(at=0.01, down_for=1.0),  # at the first marker's tick
         Fault.broker_crash(after="WriteTxnMarkers", nth=1, down_for=1.0),
     ],
     ids=["at", "after"],

@@ -36,6 +36,24 @@ def test_the_plan_is_fixed_by_its_seed_and_grows_with_the_rate() -> None:
         lab_plan(seed=0, rate=2.0, events=10)
 
 
+def test_a_crash_after_an_output_producer_call_is_planned_for_the_output_producer() -> None:
+    """The worker's consumer never sends Produce, TxnOffsetCommit or EndTxn: a crash right
+    after one of those must name the client that does, or it never fires."""
+    crashes = [
+        f
+        for f in lab_plan(seed=0, rate=0.2, events=1000)
+        if f.kind == "client_crash" and f.after is not None
+    ]
+    by_client = {f.after: f.client for f in crashes}
+    assert by_client == {
+        "OffsetCommit": "worker-1",
+        "Fetch": "worker-1",
+        "Produce": "worker-1-out",
+        "TxnOffsetCommit": "worker-1-out",
+        "EndTxn": "worker-1-out",
+    }
+
+
 def test_the_default_lab_shows_what_the_article_says() -> None:
     """The issue's acceptance: losses only for at-most-once, duplicates only for at-least-once
     and the external database, neither for dedup and exactly-once; retries duplicate only
