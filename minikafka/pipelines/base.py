@@ -84,8 +84,16 @@ class Worker:
     cluster: Cluster
     sink: Sink
     processing_time: float = 0.1
-    idle_after: int = 30
-    """Stop after this many empty polls in a row (of a second each): the input is drained."""
+    idle_after: int = 3
+    """Stop after this many empty polls in a row (of a second each) while the worker owns
+    every input partition and has read each to its end: the input is drained."""
+    idle_after_shared: int = 30
+    """The same, while the worker owns only some of the input partitions and has read those
+    to their end: another member holds the rest. It may be a frozen zombie, whose
+    partitions come to this worker once the group gives it up (``session_timeout``), or a
+    live zombie that reads them itself; either way it takes a while to know."""
+    input_partitions: int = 3
+    """How many partitions the input topic has."""
     session_timeout: float = 10.0
     heartbeat_interval: float = 1.0
     max_poll_interval: float = 30.0
@@ -150,10 +158,14 @@ class Worker:
         if self.history is not None:
             self.history.assign(self.name, sorted(consumer.assignment()), time=self.cluster.now())
 
-    @staticmethod
-    def _caught_up(consumer: Consumer) -> bool:
+    def _idle_polls_needed(self, consumer: Consumer) -> int | None:
+        """How many empty polls in a row tell that the input is drained, given what the
+        consumer owns now: None while it owns nothing or has not read all it owns (its lag
+        is unknown, or above 0)."""
         owned = consumer.assignment()
-        return bool(owned) and all(consumer.current_lag(tp) == 0 for tp in owned)
+        if not owned or any(consumer.current_lag(tp) != 0 for tp in owned):
+            return None
+        return self.idle_after if len(owned) >= self.input_partitions else self.idle_after_shared
 
     async def process(self, record: ConsumerRecord) -> Event:
         """Read the event and spend the time its processing takes."""
@@ -163,14 +175,16 @@ class Worker:
         return event
 
     async def batches(self, consumer: Consumer) -> Any:
-        """Poll until ``idle_after`` polls of a second each in a row come back empty while the
-        consumer owns partitions and has read all of them (its lag is known, and 0); yields
+        """Poll until enough polls of a second each in a row come back empty while the
+        consumer has read all it owns (its lag is known, and 0): ``idle_after`` if it owns
+        every input partition, ``idle_after_shared`` if another member holds some. Yields
         the non-empty batches. Counting such polls, not seconds, keeps a worker that was
         frozen (a pause), waited for its group (a lost JoinGroup) or for its committed
         offsets (a lost OffsetFetch) from taking that time for an idle input."""
         empty = 0
+        needed: int | None = None
         generation = None
-        while empty < self.idle_after:
+        while needed is None or empty < needed:
             batch = await consumer.getmany(timeout=1.0)
             if self.history is not None:
                 # A new generation is a reassignment: polls may skip or repeat across it.
@@ -189,9 +203,10 @@ class Worker:
             if batch:
                 empty = 0
                 yield batch
-            elif self._caught_up(consumer) and (
+            elif (needed := self._idle_polls_needed(consumer)) is not None and (
                 self.input_done is None or self.input_done.is_set()
             ):
                 empty += 1
             else:
-                empty = 0  # waiting for a rebalance, a position or a fetch proves nothing
+                # Waiting for a rebalance, a position or a fetch proves nothing.
+                empty, needed = 0, None

@@ -472,6 +472,7 @@ def run_pipeline(
                     sink,
                     processing_time=processing_time,
                     max_poll_records=max_poll_records,
+                    input_partitions=partitions,
                     history=history,
                     input_done=input_done,
                 )
