@@ -162,7 +162,7 @@ def test_the_sim_clock_schedules_a_pipeline_as_trio_s_mock_clock_does(
 
     monkeypatch.setattr(minikafka, "run", run_on_mock_clock)
     slow = run_pipeline("exactly-once", events=30, seed=7, faults=plan)
-    assert fast.restarts == slow.restarts == 1
+    assert fast.restarts == slow.restarts >= 1
     assert list(fast.trace) == list(slow.trace)
 
 

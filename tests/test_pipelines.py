@@ -113,9 +113,10 @@ EXACTLY_ONCE_BREAKS = {
     Safeguard.PRODUCER_DEDUP: lambda: FaultPlan(
         [Fault.duplicate_request(api="Produce", nth=1, client="worker-1-out")]
     ),
-    # A crash mid-transaction: only the LSO and the aborted list hide the aborted writes.
+    # A crash mid-transaction, right after its records are written: only the LSO and the
+    # aborted list hide the aborted writes.
     Safeguard.LAST_STABLE_OFFSET: lambda: FaultPlan(
-        [Fault.client_crash(client="worker-1", at=3.55)]
+        [Fault.client_crash(client="worker-1-out", after="Produce")]
     ),
     # The answer to TxnOffsetCommit is lost: the connection stalls until the coordinator
     # aborts the open transaction at its timeout (20 s, before the client's 30 s request
@@ -132,11 +133,12 @@ EXACTLY_ONCE_BREAKS = {
     ),
     # The worker crashes with its EndTxn still on the way; the supervisor restarts it in
     # place (same transactional id, a new epoch). The old EndTxn arrives in the middle of the
-    # new process's transaction: only the epoch check stops it from committing half of it.
+    # new process's transaction, after its first records are written (16.5 s): only the
+    # epoch check stops it from committing half of it.
     Safeguard.EPOCH_FENCING: lambda: FaultPlan(
         [
-            Fault.delay(api="EndTxn", nth=1, seconds=10.5, client="worker-1-out"),
-            Fault.client_crash(client="worker-1", at=4.05),
+            Fault.delay(api="EndTxn", nth=1, seconds=11.5, client="worker-1-out"),
+            Fault.client_crash(client="worker-1", at=5.05),
         ]
     ),
     # The worker freezes for 15 s; the supervisor gives it up and starts worker-2, which
@@ -155,9 +157,11 @@ def test_every_broker_safeguard_has_a_scenario() -> None:
 @pytest.mark.parametrize("safeguard", list(EXACTLY_ONCE_BREAKS), ids=lambda s: s.value)
 def test_exactly_once_needs_each_safeguard_it_rests_on(safeguard: Safeguard) -> None:
     plan = EXACTLY_ONCE_BREAKS[safeguard]()
-    safe = run_pipeline("exactly-once", events=10, faults=plan)
+    safe = run_pipeline("exactly-once", events=EVENTS, faults=plan)
     assert safe.lost == [] and safe.duplicated == [] and safe.report.ok
-    broken = run_pipeline("exactly-once", events=10, faults=plan, disabled_safeguards={safeguard})
+    broken = run_pipeline(
+        "exactly-once", events=EVENTS, faults=plan, disabled_safeguards={safeguard}
+    )
     assert not broken.kept_promise
     counts = broken.report.counts()
     assert counts.get("duplicate-effect", 0) == len(broken.duplicated)

@@ -24,7 +24,7 @@ def test_tutorial_9_counts_what_exactly_once_adds_and_measures_it() -> None:
     for api in ("InitProducerId", "AddPartitionsToTxn", "AddOffsetsToTxn", "TxnOffsetCommit"):
         assert eos[api] == 1, api
     assert eos["EndTxn"] == 1
-    # The output producer lingers 0.25 s, and processing takes 0.1 s an event: records share
+    # The output producer lingers 1 s, and processing takes 0.1 s an event: records share
     # requests, a few a request.
     assert 2 <= eos["Produce"] < 20
     assert eos["markers"] == 2

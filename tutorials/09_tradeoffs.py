@@ -71,7 +71,7 @@ def main(lesson: Lesson | None = None) -> dict[str, Any]:
         "sends nothing: its offsets go into sqlite with the effects. *exactly-once* gets a "
         "producer id once, then, per transaction, registers the output partition "
         f"(AddPartitionsToTxn), sends the {BATCH} output records in {eos['Produce']} Produce "
-        "requests (its producer lets a record wait a quarter of a second for others to share "
+        "requests (its producer lets a record wait up to a second for others to share "
         "a request, which costs nothing visible, as nothing is readable before the commit; the "
         "other two write their output to sqlite instead), registers the group's offsets "
         "(AddOffsetsToTxn), sends "

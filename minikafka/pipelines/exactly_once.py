@@ -23,7 +23,7 @@ from minikafka.pipelines.sink import Sink
 
 __all__ = ["OUTPUT_LINGER", "run", "transactional_loop"]
 
-OUTPUT_LINGER = 0.25
+OUTPUT_LINGER = 1.0
 """Seconds the output producer lets a record wait for others to share its Produce request."""
 
 
@@ -42,9 +42,10 @@ async def transactional_loop(worker: Worker, *, also: Callable[[Sink, Event], No
         transactional_id=f"{worker.name}-tx",
         transaction_timeout=TRANSACTION_TIMEOUT,
         # Nothing a transaction writes is visible before its commit, so its records may
-        # wait a little to share Produce requests (Kafka Streams lingers for the same
-        # reason). A quarter of a second is short against a batch's processing, so requests
-        # still go out, and can still fail, in the middle of the transaction.
+        # wait to share Produce requests (Kafka Streams lingers for the same reason). A
+        # second is short against a full poll's processing (10 s), so requests still go out,
+        # and can still fail, in the middle of the transaction; most of what a small batch
+        # writes goes out with the commit.
         linger=OUTPUT_LINGER,
     )
     async with consumer, producer:
