@@ -133,6 +133,31 @@ async def test_the_same_plan_gives_the_same_trace(autojump_clock: trio.testing.M
         assert first[1] == second[1] and first[2] == second[2]
 
 
+async def test_a_request_with_no_fault_is_answered_before_send_returns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Nothing stands between a request and the broker but the faults: without one, the
+    broker handles it and its answer is in when ``send`` returns; a delayed one waits."""
+    broker = Broker()
+    broker.create_topic("payments", 1)
+    network = Network(broker, FaultPlan([Fault.delay(api="Produce", nth=2, seconds=1.0)]))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(network.run)
+        init = await network.request("p1", InitProducerIdRequest(), timeout=5.0)
+        assert isinstance(init, InitProducerIdResponse)
+        prompt = network.send("p1", produce(init.producer_id, 0))
+        assert prompt is not None and prompt.done.is_set()
+        late = network.send("p1", produce(init.producer_id, 1))
+        assert late is not None and not late.done.is_set()
+        first = await network.wait(prompt, timeout=5.0)
+        assert trio.current_time() == 0.0
+        second = await network.wait(late, timeout=5.0)
+        assert trio.current_time() == 1.0
+        assert isinstance(first, ProduceResponse) and isinstance(second, ProduceResponse)
+        assert [first.partitions[0].base_offset, second.partitions[0].base_offset] == [0, 1]
+        nursery.cancel_scope.cancel()
+
+
 def test_run_makes_minutes_of_simulated_time_pass_at_once() -> None:
     async def wait_an_hour() -> tuple[float, bool]:
         clock = trio.lowlevel.current_clock()
