@@ -64,6 +64,7 @@ from minikafka.core.messages import (
     MetadataResponse,
     OffsetCommitPartition,
     Request,
+    Response,
     TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 )
@@ -265,6 +266,8 @@ class Producer(ClientBase):
         self._progress = trio.Event()
         self._seen_generation = 0
         self._backoff_until = 0.0
+        self._sender_sleep: trio.CancelScope | None = None
+        """The sender's wait for work, while it waits: ``send`` may move its deadline up."""
         # The tickets of the requests in flight, by correlation id: to tell an answer that
         # overtook an older one from answers that came together.
         self._tickets: dict[int, Ticket] = {}
@@ -419,7 +422,16 @@ class Producer(ClientBase):
             chosen, so_far = self._sticky[topic]
             self._sticky[topic] = (chosen, so_far + size)
         if wake or self._protocol.send_needs_poll:
-            self._wake()  # else the record waits in a lingering batch the sender knows of
+            due = self._protocol.send_due_at
+            asleep = self._sender_sleep
+            if not wake and due is not None and asleep is not None:
+                # A new batch that lingers: the sleeping sender need only wake by the time it
+                # is due. Moving its deadline up costs no pass of trio's scheduler; waking it
+                # would cost one, for nothing to send yet.
+                asleep.deadline = min(asleep.deadline, self._network.at(due))
+            else:
+                self._wake()
+        # Else the record joined a lingering batch the sender knows of.
         return handle
 
     async def send_and_wait(
@@ -831,31 +843,54 @@ class Producer(ClientBase):
                 continue
             if self._to_add and not self._adding:
                 nursery.start_soon(self._add_partitions)
-            outgoing = self._protocol.poll(now)
-            if self._protocol.connection_generation != self._seen_generation:
-                # The protocol gave up on requests that timed out: close the connection, as
-                # Kafka's NetworkClient does, so their late answers are dropped.
-                self._seen_generation = self._protocol.connection_generation
-                self._network.disconnect(self.client_id)
-            for request in outgoing:
-                # Put on the wire here, in the protocol's order, and only then wait for the
-                # answer in a task of its own: tasks started together run in an order trio
-                # chooses, and the broker would see sequence numbers out of order.
-                try:
-                    ticket = self._network.send(self.client_id, request.request)
-                except ConnectionBroken:
-                    self._request_failed(request)
-                    continue
-                if ticket is not None:  # None: acks=0, no answer comes
-                    self._tickets[request.correlation_id] = ticket
-                    nursery.start_soon(self._await_response, request, ticket)
+            # Answers taken at once may let more requests go (unless one failed: then the
+            # backoff comes first).
+            while self._send_ready(nursery) and self._backoff_until <= now:
+                pass
             self._deliver_reports()
             deadline = self._protocol.next_deadline()
             when = self._network.at(deadline) if deadline is not None else float("inf")
             if self._backoff_until > now:  # a request failed above: try again after the backoff
                 when = min(when, self._network.at(self._backoff_until))
-            with trio.move_on_at(when):
-                await self._wakeup.wait()
+            with trio.move_on_at(when) as sleep:
+                self._sender_sleep = sleep
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    self._sender_sleep = None
+
+    def _send_ready(self, nursery: trio.Nursery) -> bool:
+        """Send what the protocol has ready; returns whether an answer came back at once (it
+        may have let more requests go)."""
+        outgoing = self._protocol.poll(self._network.now())
+        if self._protocol.connection_generation != self._seen_generation:
+            # The protocol gave up on requests that timed out: close the connection, as
+            # Kafka's NetworkClient does, so their late answers are dropped.
+            self._seen_generation = self._protocol.connection_generation
+            self._network.disconnect(self.client_id)
+        taken = False
+        for request in outgoing:
+            # Put on the wire here, in the protocol's order: tasks started together run in an
+            # order trio chooses, and the broker would see sequence numbers out of order.
+            try:
+                ticket = self._network.send(self.client_id, request.request)
+                if ticket is None:  # acks=0: no answer comes
+                    continue
+                # The answer is often in already (no fault held the request back). With no
+                # older request waiting for its answer to be taken, take it here: a task for
+                # it would cost two passes of trio's scheduler, one to run and one to wake
+                # the sender again.
+                response = None if self._tickets else self._network.answered(ticket)
+            except ConnectionBroken:
+                self._request_failed(request)
+                continue
+            if response is not None:
+                self._take_response(request, response)
+                taken = True
+            else:
+                self._tickets[request.correlation_id] = ticket
+                nursery.start_soon(self._await_response, request, ticket)
+        return taken
 
     async def _await_response(self, outgoing: OutgoingRequest, ticket: Ticket) -> None:
         """Hand the answer to a request the sender sent (or its failure) to the protocol."""
@@ -871,18 +906,21 @@ class Producer(ClientBase):
             while self._older_answered(outgoing.correlation_id):
                 await trio.lowlevel.checkpoint()
             self._tickets.pop(outgoing.correlation_id, None)
-            if self._protocol.answered_out_of_order(outgoing.correlation_id):
-                # An answer overtook an older request's: that answer was lost on the way. Kafka
-                # closes the connection then, and every request in flight is retried with its
-                # sequence numbers; accepting this answer instead would let newer batches pile
-                # up behind the lost one until its retry falls out of the broker's window.
-                self._network.disconnect(self.client_id)
-                self._request_failed(outgoing)
-            else:
-                now = self._network.now()
-                self._protocol.on_response(outgoing.correlation_id, response, now=now)
+            self._take_response(outgoing, response)
         self._deliver_reports()
         self._wake()
+
+    def _take_response(self, outgoing: OutgoingRequest, response: Response) -> None:
+        if self._protocol.answered_out_of_order(outgoing.correlation_id):
+            # An answer overtook an older request's: that answer was lost on the way. Kafka
+            # closes the connection then, and every request in flight is retried with its
+            # sequence numbers; accepting this answer instead would let newer batches pile up
+            # behind the lost one until its retry falls out of the broker's window.
+            self._network.disconnect(self.client_id)
+            self._request_failed(outgoing)
+        else:
+            now = self._network.now()
+            self._protocol.on_response(outgoing.correlation_id, response, now=now)
 
     def _older_answered(self, correlation_id: int) -> bool:
         """Whether an older request still in flight has its answer (or its failure) in and

@@ -245,7 +245,11 @@ class ProducerProtocol:
         self._epoch_bump_needed = False
         self._flushing = False
         self.send_needs_poll = True
-        """Whether the last ``send`` may have given ``poll`` something to do now."""
+        """Whether the last ``send`` may have given ``poll`` something to do now, or a new
+        deadline."""
+        self.send_due_at: float | None = None
+        """When the last ``send`` started a batch that lingers: the time it is due. ``poll``
+        has nothing new to do before then; only ``next_deadline`` may have moved up."""
         self.connection_generation = 0
         """Grows each time the producer gives up on its connection: the next request needs a
         new one, and answers that still arrive on the old one are ignored."""
@@ -278,11 +282,10 @@ class ProducerProtocol:
         batch.size_bytes += size
         # Whether ``poll`` may now have more to do, or a new deadline: a record that joins a
         # lingering batch that is not full changes neither, and the sender can sleep on.
-        self.send_needs_poll = (
-            self.linger <= 0
-            or len(batch.records) == 1
-            or batch.size_bytes >= self.batch_size
-            or self._flushing
+        lingers = self.linger > 0 and batch.size_bytes < self.batch_size and not self._flushing
+        self.send_needs_poll = not lingers or len(batch.records) == 1
+        self.send_due_at = (
+            batch.created + self.linger if lingers and len(batch.records) == 1 else None
         )
         return handle
 

@@ -198,6 +198,9 @@ class Network:
         self._tick_at: float | None = None
         """trio time of the next planned broker tick, if one is planned."""
         self._delivering = False
+        """Whether a delivery is under way (its own sends must not start another)."""
+        self._pump_wakes_at = -math.inf
+        """trio time at which the waiting pump wakes by itself; -inf while it runs."""
 
     # --- endpoints ----------------------------------------------------------------------
 
@@ -363,7 +366,7 @@ class Network:
             envelope = _Envelope(
                 "request", client, BROKER, request, pending, drop_response, self._incarnation
             )
-            self._enqueue(trio.current_time() + delay, envelope, connection)
+            self._enqueue(trio.current_time() + delay, envelope, connection, wake=False)
         # The broker takes what is due now at once, this request included, and its answer
         # is back before the sender goes on: a round trip costs no pass of trio's scheduler.
         self._deliver_due()
@@ -403,9 +406,7 @@ class Network:
         finally:
             self._pending.remove(pending)
         if pending.broken:
-            raise ConnectionBroken(
-                f"{pending.client}: the connection to the broker broke during {pending.api}"
-            )
+            raise self._broken(pending)
         if pending.response is None:
             self._note(self.now(), "timeout", pending.client, BROKER, pending.api)
             if pending.endpoint is not None and pending.endpoint.connection == pending.connection:
@@ -416,6 +417,28 @@ class Network:
                 f"{pending.client}: no answer to {pending.api} within {timeout} s"
             )
         return pending.response
+
+    def answered(self, ticket: Ticket) -> Response | None:
+        """The answer to a request that has it already (``send`` delivers at once what no
+        fault holds back), taken without waiting; None while it has none: ``wait`` then.
+        Raises ``ConnectionBroken`` if the connection broke under it."""
+        pending = ticket
+        if not pending.done.is_set():
+            return None
+        endpoint = pending.endpoint
+        if endpoint is not None and endpoint.paused_until > trio.current_time():
+            return None  # a paused client reads it when the pause ends (see ``wait``)
+        self._pending.remove(pending)
+        if pending.broken:
+            raise self._broken(pending)
+        assert pending.response is not None
+        return pending.response
+
+    @staticmethod
+    def _broken(pending: _Pending) -> ConnectionBroken:
+        return ConnectionBroken(
+            f"{pending.client}: the connection to the broker broke during {pending.api}"
+        )
 
     # --- the pump -----------------------------------------------------------------------
 
@@ -434,16 +457,26 @@ class Network:
             return trio.current_time()  # due already: no wait at all
         return self._start + time + TIME_RESOLUTION_S
 
-    def _enqueue(self, when: float, envelope: _Envelope, connection: int | None = None) -> None:
+    def _enqueue(
+        self, when: float, envelope: _Envelope, connection: int | None = None, *, wake: bool = True
+    ) -> None:
         """Deliver ``envelope`` at trio time ``when``; on a connection (``connection`` given),
-        not before what was sent on it earlier."""
+        not before what was sent on it earlier. ``wake=False``: the caller delivers what is
+        due itself, and wakes the pump after that if it must."""
         if connection is not None:
             link = (envelope.source, envelope.target, connection)
             when = max(when, self._last.get(link, -math.inf))  # FIFO per connection
             self._last[link] = when
         order = (when, envelope.source, envelope.target, next(self._sequence), envelope)
         heapq.heappush(self._queue, order)
-        self._wakeup.set()
+        if wake and not self._delivering:
+            self._wake_pump()
+
+    def _wake_pump(self) -> None:
+        """Wake the pump if the queue now holds something due before the pump would wake by
+        itself (a wake-up it does not need costs a pass of trio's scheduler)."""
+        if self._queue and self._queue[0][0] < self._pump_wakes_at:
+            self._wakeup.set()
 
     def _note(
         self, time: float, kind: str, source: str, target: str, api: str | None, detail: str = ""
@@ -462,13 +495,17 @@ class Network:
         while True:
             if not self._queue:
                 self._wakeup = trio.Event()
+                self._pump_wakes_at = math.inf
                 await self._wakeup.wait()
+                self._pump_wakes_at = -math.inf
                 continue
             when = self._queue[0][0]
             if when > trio.current_time():
                 self._wakeup = trio.Event()
+                self._pump_wakes_at = when
                 with trio.move_on_at(when):
                     await self._wakeup.wait()
+                self._pump_wakes_at = -math.inf
                 continue
             # Everything due now goes in one pass (a request, then the answer it made, due at
             # once) before the pump waits again: a yield between them cost a pass of trio's
@@ -488,6 +525,7 @@ class Network:
                 self._deliver(envelope)
         finally:
             self._delivering = False
+        self._wake_pump()
 
     def _deliver(self, envelope: _Envelope) -> None:
         now = self.now()
