@@ -6,6 +6,7 @@ import pytest
 
 from minikafka.core.broker import Broker
 from minikafka.core.client_state import (
+    BatchDelivered,
     DeliveryReport,
     OutgoingRequest,
     ProducerClientState,
@@ -135,6 +136,28 @@ def test_first_poll_asks_for_a_producer_id_then_produces() -> None:
     assert producer.pending_count == 0
     assert producer.in_flight_count == 0
     assert producer.next_deadline() is None
+
+
+def test_an_acknowledged_batch_is_one_outcome_with_the_metadata_of_each_record() -> None:
+    broker = new_broker()
+    producer = ProducerProtocol()
+    start(producer, broker)
+    handles = [producer.send(TP, rec(v, ts=t), now=0.0) for v, t in (("a", 5), ("b", 6))]
+    (produce,) = producer.poll(0.0)
+    deliver(producer, broker, [produce])
+    (outcome,) = producer.take_outcomes()
+    assert isinstance(outcome, BatchDelivered)
+    assert outcome.handles == handles and outcome.base_offset == 0
+    assert [outcome.metadata(i) for i in (0, 1)] == [
+        RecordMetadata("t", 0, 0, 5),
+        RecordMetadata("t", 0, 1, 6),
+    ]
+    assert producer.take_reports() == []  # taken already
+    producer.send(TP, rec("c", ts=9), now=1.0)
+    (produce,) = producer.poll(1.0)
+    deliver(producer, broker, [produce], now=1.0)
+    (report,) = producer.take_reports()  # one report per record, as before
+    assert report.metadata == RecordMetadata("t", 0, 2, 9)
 
 
 def test_init_producer_id_timeout_asks_again() -> None:

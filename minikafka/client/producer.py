@@ -43,6 +43,7 @@ from minikafka.client.errors import (
     error_for,
 )
 from minikafka.core.client_state import (
+    BatchDelivered,
     DeliveryReport,
     OutgoingRequest,
     ProducerClientState,
@@ -136,7 +137,7 @@ class TransactionState(enum.Enum):
 class DeliveryHandle:
     """What ``send`` returns: await it for the ``RecordMetadata`` (or the error)."""
 
-    __slots__ = ("_error", "_event", "_metadata", "size", "topic_partition")
+    __slots__ = ("_batch", "_error", "_event", "_index", "_metadata", "size", "topic_partition")
 
     def __init__(self, topic_partition: TopicPartition, size: int = 0) -> None:
         self.topic_partition = topic_partition
@@ -144,16 +145,22 @@ class DeliveryHandle:
         self._metadata: RecordMetadata | None = None
         self._error: BaseException | None = None
         self._event: trio.Event | None = None
+        self._batch: BatchDelivered | None = None
+        """The acknowledged batch, until the metadata is built from it."""
+        self._index = 0
 
     def done(self) -> bool:
-        return self._metadata is not None or self._error is not None
+        return self._metadata is not None or self._batch is not None or self._error is not None
 
     def result(self) -> RecordMetadata:
         """The metadata now; raises the delivery error, or ``IllegalStateError`` if not done."""
         if self._error is not None:
             raise self._error
         if self._metadata is None:
-            raise IllegalStateError("the record is not delivered yet: await the handle")
+            if self._batch is None:
+                raise IllegalStateError("the record is not delivered yet: await the handle")
+            self._metadata = self._batch.metadata(self._index)
+            self._batch = None
         return self._metadata
 
     def exception(self) -> BaseException | None:
@@ -163,6 +170,14 @@ class DeliveryHandle:
         if self.done():
             return
         self._metadata, self._error = metadata, error
+        if self._event is not None:
+            self._event.set()
+
+    def _delivered(self, batch: BatchDelivered, index: int) -> None:
+        """Acknowledged as the ``index``-th record of ``batch``."""
+        if self.done():
+            return
+        self._batch, self._index = batch, index
         if self._event is not None:
             self._event.set()
 
@@ -179,8 +194,8 @@ class DeliveryHandle:
     def __repr__(self) -> str:
         if self._error is not None:
             return f"<DeliveryHandle {self.topic_partition} failed: {self._error}>"
-        if self._metadata is not None:
-            return f"<DeliveryHandle {self.topic_partition}@{self._metadata.offset}>"
+        if self.done():
+            return f"<DeliveryHandle {self.topic_partition}@{self.result().offset}>"
         return f"<DeliveryHandle {self.topic_partition} pending>"
 
 
@@ -939,9 +954,12 @@ class Producer(ClientBase):
             self._backoff_until = now + self._backoff
 
     def _deliver_reports(self) -> None:
-        reports = self._protocol.take_reports()
+        reports = self._protocol.take_outcomes()
         for report in reports:
-            self._resolve(report)
+            if isinstance(report, BatchDelivered):
+                self._delivered(report)
+            else:
+                self._resolve(report)
         if self._protocol.state is ProducerClientState.FATAL_ERROR and self._fatal is None:
             self._fatal_from_protocol()
         if (
@@ -951,6 +969,16 @@ class Producer(ClientBase):
             self.transaction_state = TransactionState.ABORTABLE_ERROR
         if reports:
             self._progress.set()
+
+    def _delivered(self, batch: BatchDelivered) -> None:
+        """Resolve the handles of an acknowledged batch; each builds its metadata only when
+        asked (most are never awaited one by one)."""
+        handles = self._handles
+        for index, number in enumerate(batch.handles):
+            handle = handles.pop(number, None)
+            if handle is not None:
+                self._buffered -= handle.size
+                handle._delivered(batch, index)
 
     def _resolve(self, report: DeliveryReport) -> None:
         handle = self._handles.pop(report.handle, None)

@@ -58,6 +58,7 @@ from minikafka.core.records import (
 )
 
 __all__ = [
+    "BatchDelivered",
     "DeliveryReport",
     "OutgoingRequest",
     "ProducerClientState",
@@ -102,6 +103,30 @@ class DeliveryReport:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@attrs.frozen
+class BatchDelivered:
+    """A whole batch acknowledged: the handles of its records, in order, from ``base_offset``
+    (-1 if the broker did not say). One entry per batch, not a report per record: the
+    client builds a record's ``RecordMetadata`` only if someone asks for it."""
+
+    topic_partition: TopicPartition
+    base_offset: int
+    handles: list[int]
+    records: list[Record]
+
+    def metadata(self, index: int) -> RecordMetadata:
+        """The metadata of the batch's ``index``-th record."""
+        tp = self.topic_partition
+        offset = self.base_offset + index if self.base_offset >= 0 else -1
+        return RecordMetadata(tp.topic, tp.partition, offset, self.records[index].timestamp)
+
+    def reports(self) -> list[DeliveryReport]:
+        return [
+            DeliveryReport(handle, self.topic_partition, self.metadata(index))
+            for index, handle in enumerate(self.handles)
+        ]
 
 
 @attrs.define(eq=False, slots=True)
@@ -241,7 +266,7 @@ class ProducerProtocol:
         self._in_flight: dict[int, _InFlight] = {}
         self._correlation_ids = itertools.count(1)
         self._handles = itertools.count(1)
-        self._reports: list[DeliveryReport] = []
+        self._reports: list[DeliveryReport | BatchDelivered] = []
         self._epoch_bump_needed = False
         self._flushing = False
         self.send_needs_poll = True
@@ -295,8 +320,18 @@ class ProducerProtocol:
 
     def take_reports(self) -> list[DeliveryReport]:
         """The delivery reports produced since the last call, in the order they happened."""
-        reports, self._reports = self._reports, []
+        reports: list[DeliveryReport] = []
+        for outcome in self.take_outcomes():
+            if isinstance(outcome, BatchDelivered):
+                reports.extend(outcome.reports())
+            else:
+                reports.append(outcome)
         return reports
+
+    def take_outcomes(self) -> list[DeliveryReport | BatchDelivered]:
+        """As ``take_reports``, with each acknowledged batch as one ``BatchDelivered``."""
+        outcomes, self._reports = self._reports, []
+        return outcomes
 
     def set_producer_id(self, producer_id: int, producer_epoch: int) -> None:
         """A transactional producer's id and epoch, from the InitProducerId the caller sent."""
@@ -579,10 +614,7 @@ class ProducerProtocol:
 
     def _complete(self, batch: _Batch, *, base_offset: int) -> None:
         self._remove(batch)
-        for position, (handle, record) in enumerate(zip(batch.handles, batch.records, strict=True)):
-            offset = base_offset + position if base_offset >= 0 else -1
-            metadata = RecordMetadata(batch.tp.topic, batch.tp.partition, offset, record.timestamp)
-            self._reports.append(DeliveryReport(handle, batch.tp, metadata))
+        self._reports.append(BatchDelivered(batch.tp, base_offset, batch.handles, batch.records))
 
     def _fail(self, batch: _Batch, error: ErrorCode, message: str) -> None:
         if self.transactional and self.abortable_error is None:
