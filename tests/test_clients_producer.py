@@ -194,6 +194,42 @@ async def test_a_transaction_begun_while_the_last_one_s_markers_are_written_retr
         assert await committed_values(cluster) == [b"first", b"second"]
 
 
+async def test_the_first_add_partitions_to_a_down_broker_waits_retry_backoff_not_20_ms(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Only a CONCURRENT_TRANSACTIONS answer shortens the first AddPartitionsToTxn's backoff;
+    a broker that is down is retried at retry_backoff."""
+    plan = FaultPlan([Fault.broker_crash(at=5.0, down_for=2.0)])
+    async with minikafka.open_cluster(seed=1, faults=plan) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        async with cluster.producer(transactional_id="tx", retry_backoff=0.1) as producer:
+            async with producer.transaction():  # the producer learns the topic's partitions
+                await producer.send(TOPIC, b"x", partition=0)
+            await trio.sleep(5.001 - cluster.now())
+            async with producer.transaction():
+                await producer.send(TOPIC, b"y", partition=0)
+        tries = [
+            e.time
+            for e in cluster.trace
+            if e.api == "AddPartitionsToTxn" and e.kind in ("send", "refused")
+        ]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
+        assert len(tries) > 10 and min(gaps) == pytest.approx(0.1)
+
+
+async def test_a_batch_that_fills_up_goes_at_once_without_waiting_for_its_linger(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with minikafka.open_cluster(seed=1) as cluster:
+        await cluster.create_topic(TOPIC, partitions=1)
+        async with cluster.producer(batch_size=100, linger=5.0) as producer:
+            first = await producer.send(TOPIC, b"x" * 60, partition=0)
+            await trio.sleep(0.1)
+            await producer.send(TOPIC, b"y" * 60, partition=0)  # no room: a second batch
+            await first
+            assert cluster.now() == pytest.approx(0.1)
+
+
 async def test_after_an_abort_only_the_next_committed_transaction_is_visible(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

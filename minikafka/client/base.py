@@ -181,14 +181,18 @@ class ClientBase:
         deadline: float,
         backoff: float,
         retry_if: Callable[[Any], bool] | None = None,
+        backoff_after: Callable[[Any], float | None] | None = None,
         limit: str = "",
     ) -> Response:
         """Send until an answer comes that ``retry_if`` (a function of the answer) does not
         reject, backing off between tries; ``KafkaTimeoutError`` once ``deadline`` passes
-        (``limit`` names the setting that set it). Given a function instead of a request, it
-        builds the request afresh for each try (so that it carries the current epoch)."""
+        (``limit`` names the setting that set it). ``backoff_after`` (a function of a
+        rejected answer) may choose a backoff of its own for that answer; None keeps
+        ``backoff``. Given a function instead of a request, it builds the request afresh
+        for each try (so that it carries the current epoch)."""
         while True:
             attempt = request() if callable(request) else request
+            pause = backoff
             try:
                 response = await self._request_once(attempt, timeout=timeout)
             except (RequestTimedOut, ConnectionBroken) as error:
@@ -197,9 +201,11 @@ class ClientBase:
                 if retry_if is None or not retry_if(response):
                     return response
                 reason = f"{attempt.api_name} answered {response!r}"
-            if self._network.now() + backoff > deadline:
+                chosen = backoff_after(response) if backoff_after is not None else None
+                pause = backoff if chosen is None else chosen
+            if self._network.now() + pause > deadline:
                 within = f" within {limit}" if limit else ""
                 raise KafkaTimeoutError(
                     f"{self.client_id}: {attempt.api_name} did not succeed{within} ({reason})"
                 )
-            await trio.sleep(backoff)
+            await trio.sleep(pause)

@@ -109,6 +109,8 @@ _COORDINATOR_RETRIABLE = frozenset(
         ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     }
 )
+INLINE_ROUNDS = 8
+"""Rounds of sending in which the sender takes answers that are in at once, per wake-up."""
 ADD_PARTITIONS_RETRY_BACKOFF = 0.02
 """Kafka's TransactionManager.ADD_PARTITIONS_RETRY_BACKOFF_MS, in seconds."""
 _FENCED = frozenset({ErrorCode.PRODUCER_FENCED, ErrorCode.INVALID_PRODUCER_EPOCH})
@@ -713,17 +715,21 @@ class Producer(ClientBase):
     # --- internals: the coordinator ---------------------------------------------------------
 
     async def _coordinator_call(
-        self, make: Callable[[], Request], *, backoff: float | None = None
+        self,
+        make: Callable[[], Request],
+        *,
+        backoff_after: Callable[[Any], float | None] | None = None,
     ) -> Any:
         """Send a transaction-coordinator request until it is not answered by a retriable
-        error, ``backoff`` seconds apart (by default ``retry_backoff``); the request is
-        rebuilt each time, so it carries the current epoch."""
+        error, ``retry_backoff`` apart (or what ``backoff_after`` chooses for an answer);
+        the request is rebuilt each time, so it carries the current epoch."""
         return await self._request(
             make,
             timeout=self._request_timeout,
             deadline=self._network.now() + self._max_block,
-            backoff=self._backoff if backoff is None else backoff,
+            backoff=self._backoff,
             retry_if=_retriable_at_coordinator,
+            backoff_after=backoff_after,
             limit=f"max_block={self._max_block}s",
         )
 
@@ -793,10 +799,17 @@ class Producer(ClientBase):
         try:
             partitions = tuple(sorted(self._to_add))
             transactional_id = self._require_id()
-            # The transaction's first partitions: a CONCURRENT_TRANSACTIONS answer means the
-            # previous transaction's markers are still being written, which takes moments,
-            # so Kafka retries after 20 ms instead of retry_backoff.
             first = not self._protocol.drainable
+
+            def backoff_after(response: Any) -> float | None:
+                # The transaction's first partitions answered CONCURRENT_TRANSACTIONS: the
+                # previous transaction's markers are still being written, which takes
+                # moments, so Kafka retries after 20 ms instead of retry_backoff.
+                concurrent = any(
+                    r.error_code is ErrorCode.CONCURRENT_TRANSACTIONS for r in response.results
+                )
+                return ADD_PARTITIONS_RETRY_BACKOFF if first and concurrent else None
+
             try:
                 response = await self._coordinator_call(
                     lambda: AddPartitionsToTxnRequest(
@@ -805,7 +818,7 @@ class Producer(ClientBase):
                         producer_epoch=self._protocol.producer_epoch,
                         partitions=partitions,
                     ),
-                    backoff=ADD_PARTITIONS_RETRY_BACKOFF if first else None,
+                    backoff_after=backoff_after,
                 )
             except KafkaError as error:
                 self._abort_pending(partitions, error.code, str(error))
@@ -859,9 +872,14 @@ class Producer(ClientBase):
             if self._to_add and not self._adding:
                 nursery.start_soon(self._add_partitions)
             # Answers taken at once may let more requests go (unless one failed: then the
-            # backoff comes first).
-            while self._send_ready(nursery) and self._backoff_until <= now:
-                pass
+            # backoff comes first). A few rounds at most, then the next pass of trio's
+            # scheduler: answers that keep coming back at once (a retry without backoff)
+            # must not keep every other task from running.
+            for _ in range(INLINE_ROUNDS):
+                if not (self._send_ready(nursery) and self._backoff_until <= now):
+                    break
+            else:
+                self._wake()
             self._deliver_reports()
             deadline = self._protocol.next_deadline()
             when = self._network.at(deadline) if deadline is not None else float("inf")

@@ -309,8 +309,11 @@ class ProducerProtocol:
         # lingering batch that is not full changes neither, and the sender can sleep on.
         lingers = self.linger > 0 and batch.size_bytes < self.batch_size and not self._flushing
         self.send_needs_poll = not lingers or len(batch.records) == 1
+        # A new batch alone in its queue only brings a deadline; one started behind a batch
+        # that filled up makes that batch ready to go now (Kafka wakes its sender then too).
+        alone = len(queue.unsent) == 1
         self.send_due_at = (
-            batch.created + self.linger if lingers and len(batch.records) == 1 else None
+            batch.created + self.linger if lingers and alone and len(batch.records) == 1 else None
         )
         return handle
 
