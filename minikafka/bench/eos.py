@@ -26,7 +26,7 @@ from minikafka.core.records import ControlType
 from minikafka.pipelines import MODELS, PipelineResult, run_pipeline
 from minikafka.pipelines.base import OUTPUT_TOPIC, Worker
 
-__all__ = ["EosRun", "run", "run_once"]
+__all__ = ["EosRun", "compare", "run", "run_once"]
 
 BASELINE = "at-least-once"
 """The model every other one is measured against."""
@@ -172,6 +172,19 @@ def _best(runs: Sequence[EosRun]) -> EosRun:
     if broken:
         return broken[0]
     return min(runs, key=lambda run: run.loop_seconds)
+
+
+def compare(
+    models: Sequence[str], *, events: int, poll_records: int, rounds: int
+) -> dict[str, EosRun]:
+    """Each model's best round on the same events, as the suite measures them: a warm-up
+    run first, then ``rounds`` rounds in which the models take turns."""
+    run_once(BASELINE, events=10, poll_records=poll_records)  # warm-up: imports, caches
+    runs: dict[str, list[EosRun]] = {model: [] for model in models}
+    for _ in range(rounds):
+        for model in models:
+            runs[model].append(run_once(model, events=events, poll_records=poll_records))
+    return {model: _best(model_runs) for model, model_runs in runs.items()}
 
 
 def _plan(quick: bool) -> list[tuple[int, int, list[tuple[str, int]]]]:
