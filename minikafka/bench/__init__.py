@@ -29,6 +29,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from minikafka.check.checker import gc_off
+
 __all__ = ["SUITES", "Progress", "SuiteResult", "Target", "gc_paused", "no_progress", "run_suite"]
 
 SUITES = ("core", "scale", "clients", "eos", "explore")
@@ -50,14 +52,9 @@ def no_progress(task: str, done: float, total: float) -> None:
 def gc_paused() -> Iterator[None]:
     """Collect the garbage, then keep the collector off while a timing runs, as ``timeit``
     does: a collection would charge the code being timed for garbage that others left."""
-    enabled = gc.isenabled()
     gc.collect()
-    gc.disable()
-    try:
+    with gc_off():
         yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @attrs.frozen

@@ -569,12 +569,13 @@ def _duplicate_effects(facts: _Facts) -> list[Anomaly]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while the indexes are built.
+def gc_off() -> Iterator[None]:
+    """Keep the cyclic garbage collector off inside the block (as it was, after it).
 
-    Building them allocates hundreds of thousands of small containers and frees none, which
-    makes the collector rescan the whole (growing) heap again and again: about half the time
-    of checking a long history. The indexes hold no reference cycles.
+    ``check`` builds its indexes so: that allocates hundreds of thousands of small
+    containers and frees none, which makes the collector rescan the whole (growing) heap
+    again and again, about half the time of checking a long history. The indexes hold no
+    reference cycles.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -606,7 +607,7 @@ def check(
         a ``Report``; ``report.ok`` is False when an anomaly of severity ``error`` was found.
     """
     expected = None if expected_keys is None else list(expected_keys)
-    with _gc_paused():
+    with gc_off():
         facts = _read(history, topic)
         lost, unseen = _unread_acknowledged(facts)
         effect_counts = _effect_counts(facts, expected)

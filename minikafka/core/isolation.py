@@ -30,8 +30,6 @@ from minikafka.core.records import ControlType, Record, RecordBatch
 __all__ = ["ConsumedRecord", "Visible", "visible_batches", "visible_records"]
 
 _FIRST_OFFSET = operator.attrgetter("first_offset")
-_ABORT_TYPE = ControlType.ABORT.to_bytes(2, "big")
-"""The type field (bytes 2 and 3) of an ABORT marker's key."""
 _NO_OFFSET = 2**63
 """Past any offset: no aborted transaction is waiting to begin."""
 
@@ -104,12 +102,9 @@ def visible_batches(
                 taken += 1
                 start = pending[taken].first_offset if taken < len(pending) else _NO_OFFSET
         if batch.is_control:
-            # Only an ABORT marker of an aborted producer changes anything. The marker's type
-            # is read from its key's type field directly (``control_type`` spelled out).
-            if producer_id in aborted_producers:
-                key = batch.records[0].key if batch.records else None
-                if key is not None and key[2:4] == _ABORT_TYPE:
-                    aborted_producers.discard(producer_id)
+            # Only an ABORT marker of an aborted producer changes anything.
+            if producer_id in aborted_producers and batch.control_type is ControlType.ABORT:
+                aborted_producers.discard(producer_id)
         elif not (batch.is_transactional and producer_id in aborted_producers):
             shown.append(batch)
     return shown

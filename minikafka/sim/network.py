@@ -392,8 +392,6 @@ class Network:
                     break
                 with trio.move_on_at(deadline):
                     await pending.done.wait()
-                if pending.done.is_set():
-                    break
             if pending.endpoint is not None:
                 await self._sleep_through_pause(pending.endpoint)
         except trio.Cancelled:

@@ -204,8 +204,9 @@ class TransactionMachine(Breakable, RuleBasedStateMachine):
         self._incarnations: dict[str, int] = {}
         self._plain_commits = 0
         self._fates_memo: dict[tuple[str, int], tuple[LogVersion, list[Fated]]] = {}
-        self._read_checked: dict[tuple[str, int], LogVersion] = {}
-        """The version of each data log whose reads the last check found right."""
+        self._read_checked: dict[tuple[str, int], tuple[LogVersion, object]] = {}
+        """The version of each data log whose reads the last check found right, with the
+        broker incarnation's transaction coordinator."""
         self.late: list[tuple[TxnClient, TxnRequest, str]] = []
         """Copies of requests held up in the network: sender, request, description."""
         self.tag_owner: dict[str, str] = {}
@@ -830,9 +831,10 @@ class TransactionMachine(Breakable, RuleBasedStateMachine):
 
     def read_committed(self) -> None:
         for log in self._data_logs():
-            # What a fetch returns depends on the log alone: a log that did not change since
-            # the last check, which found its reads right, is not read again.
-            version = log_version(log)
+            # What a fetch returns depends on the log and its indexes alone: a log that did
+            # not change since the last check, which found its reads right, is not read again
+            # until a restart (a new coordinator marks it) rebuilds the indexes.
+            version = (log_version(log), self.broker.transaction_coordinator)
             if self._read_checked.get((log.topic, log.partition)) == version:
                 continue
             seen = self._read(log, IsolationLevel.READ_COMMITTED)
